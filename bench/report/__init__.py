@@ -1,0 +1,1 @@
+"""Rendering results beside the paper's numbers: Markdown and LaTeX tables, figures."""

@@ -1,0 +1,75 @@
+"""A table's layout, independent of the output format: sections of lines of cells.
+
+Each cell holds our values (one per seed) and the paper's value. Rendering to Markdown
+or LaTeX only formats this; what is compared with what is decided here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class MetricCol:
+    key: str
+    header: str
+    higher_better: bool
+    fmt: str
+    in_paper: bool = True
+
+
+@dataclass
+class Cell:
+    ours: list[float] = field(default_factory=list)
+    paper: float | None = None
+
+    @property
+    def mean(self) -> float | None:
+        vals = [v for v in self.ours if v is not None and math.isfinite(v)]
+        return sum(vals) / len(vals) if vals else None
+
+    @property
+    def ci95(self) -> float | None:
+        """Half-width of the 95% t-interval of the mean over seeds (None with one seed)."""
+        vals = [v for v in self.ours if v is not None and math.isfinite(v)]
+        if len(vals) < 2:
+            return None
+        m = sum(vals) / len(vals)
+        sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+        return float(stats.t.ppf(0.975, len(vals) - 1) * sd / math.sqrt(len(vals)))
+
+
+@dataclass
+class Line:
+    label: str
+    kind: str  # "reference" (paper's number only), "trained" (ours beside the paper's), "ours-only"
+    cells: dict[str, Cell]
+    note: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    lines: list[Line]
+
+
+@dataclass
+class Layout:
+    number: int | str
+    title: str
+    metrics: list[MetricCol]
+    sections: list[Section]
+    reproduction: bool
+    banner: str
+    footer: list[str]
+
+    def best(self, section: Section, key: str) -> float | None:
+        col = next(c for c in self.metrics if c.key == key)
+        vals = [ln.cells[key].mean for ln in section.lines if ln.kind != "reference" and key in ln.cells]
+        vals = [v for v in vals if v is not None]
+        if not vals:
+            return None
+        return max(vals) if col.higher_better else min(vals)

