@@ -132,6 +132,35 @@ def compare(
         console.print(out)
 
 
+@app.command()
+def evaluate(
+    pred: Annotated[Path, typer.Option(help="Folder of restored images.")],
+    target: Annotated[Path, typer.Option(help="Folder of ground-truth images with the same file names.")],
+    dataset: Annotated[str, typer.Option(help="Data set whose metric convention applies (bench ls datasets).")],
+    out: Annotated[Path, typer.Option(help="Per-image CSV to write.")],
+    metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "psnr,ssim",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Score any folder of restored images against ground truth, with the data set's convention."""
+    import pandas as pd
+
+    from bench.evaluate.scoring import folder_items, load_items, score
+    from bench.io import write_csv
+    from bench.provenance import environment
+    from bench.registry import DATASETS
+
+    convention = DATASETS.meta(dataset).get("convention", "rgb")
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    dev = _device(device)
+    pairs = folder_items(pred, target)
+    rows, summary = score(load_items(pairs), names, convention, dev)
+    env = environment(dev) | {"dataset": dataset, "subset": "full", "profile": "user", "pred_dir": str(pred)}
+    write_csv(out, pd.DataFrame([{**r, **env} for r in rows]))
+    write_csv(out.with_name(out.stem + "_summary.csv"), pd.DataFrame([{**s, **env} for s in summary]))
+    for s in summary:
+        console.print(f"{s['metric']}: {s['value']:.4f} (n={s['n']}, {s['convention']})")
+
+
 @weights_app.command("verify")
 def weights_verify() -> None:
     """Check presence, size and SHA-256 of every file in weights/manifest.toml."""

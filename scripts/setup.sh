@@ -23,7 +23,3 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
 else
   echo "[setup] .venv is up to date"
 fi
-
-if .venv/bin/bench weights --help 2>/dev/null | grep -q build; then
-  .venv/bin/bench weights build --if-missing
-fi

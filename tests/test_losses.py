@@ -60,9 +60,8 @@ def test_perceptual_matches_independent_vgg_computation() -> None:
 
 
 def test_perceptual_without_weight_file_names_it(monkeypatch, tmp_path) -> None:
-    from bench.errors import MissingFileError
-
     import bench.weights
+    from bench.errors import MissingFileError
 
     monkeypatch.setattr(bench.weights, "weights_search_path", lambda: [tmp_path])
     with pytest.raises(MissingFileError, match="vgg16"):

@@ -19,7 +19,8 @@ class TinyNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(8, 3, 3, padding=1))
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.2),
+                                  nn.Conv2d(8, 3, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)

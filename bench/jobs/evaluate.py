@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from bench.data.base import Pair, PairedSet, read_image, write_png
+from bench.evaluate.scoring import Item, score
 from bench.graph.job import JobContext, job_kind
 from bench.hashing import canonical_json
 from bench.io import write_csv
@@ -84,7 +85,6 @@ def select_weights(ctx: JobContext, model: torch.nn.Module, pairs: PairedSet, se
 @job_kind("evaluate")
 def evaluate_job(ctx: JobContext) -> dict[str, Any]:
     from bench import build_baseline
-    from bench.evaluate.metrics import build_metric
 
     cfg = ctx.job.config
     t_start = time.perf_counter()
@@ -92,35 +92,23 @@ def evaluate_job(ctx: JobContext) -> dict[str, Any]:
     model = build_baseline(cfg["baseline"], **cfg.get("baseline_kwargs", {})).to(ctx.device).eval()
     step, weights = select_weights(ctx, model, pairs, cfg.get("select", "last"))
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-    per_image = [m for m in cfg["metrics"] if m != "fid"]
-    metrics = {m: build_metric(m, convention=cfg["convention"], device=ctx.device) for m in per_image}
     prov = provenance_columns(ctx, pairs.subset) | {"select": cfg.get("select", "last"), "selected_step": step}
-    rows, preds, targets = [], [], []
     task = ctx.progress.add_task("evaluate images", total=len(pairs)) if ctx.progress else None
-    for pair, y, seconds in restore_all(model, pairs, ctx.device):
-        target = read_image(pair.clear)[None].to(ctx.device)
-        row: dict[str, Any] = {"image_id": pair.id, "dataset": pairs.name, "split": cfg["split"]}
-        for name, metric in metrics.items():
-            row[name] = float(metric(y, target))
-            row[f"{name}_convention"] = metric.convention_string
-        write_png(ctx.out_dir / RESTORED / f"{pair.id}.png", y[0].cpu())
-        row["wall_time_s"] = round(seconds, 4)
-        rows.append({**row, **prov})
-        if "fid" in cfg["metrics"]:
-            preds.append(y.cpu())
-            targets.append(target.cpu())
+
+    def items() -> Iterator[Item]:
+        for pair, y, seconds in restore_all(model, pairs, ctx.device):
+            yield pair.id, y, read_image(pair.clear)[None].to(ctx.device), seconds
+
+    def saved(image_id: str, y: torch.Tensor) -> None:
+        write_png(ctx.out_dir / RESTORED / f"{image_id}.png", y[0].cpu())
         if task is not None:
             ctx.progress.advance(task)
+
+    rows, summary = score(items(), cfg["metrics"], cfg["convention"], ctx.device, on_item=saved)
     if task is not None:
         ctx.progress.remove_task(task)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([{**r, "dataset": pairs.name, "split": cfg["split"], **prov} for r in rows])
     write_csv(ctx.out_dir / "per_image.csv", frame)
-    summary = [{"metric": name, "value": float(frame[name].mean()), "n": len(frame),
-                "convention": metric.convention_string} for name, metric in metrics.items()]
-    if "fid" in cfg["metrics"]:
-        fid = build_metric("fid", convention=cfg["convention"], device=ctx.device)
-        value, n = fid(preds, targets)
-        summary.append({"metric": "fid", "value": float(value), "n": n, "convention": fid.convention_string})
     wall = round(time.perf_counter() - t_start, 3)
     sframe = pd.DataFrame([{**s, "dataset": pairs.name, **prov, "wall_time_s": wall} for s in summary])
     write_csv(ctx.out_dir / "summary.csv", sframe)

@@ -41,6 +41,6 @@ def train_job(ctx: JobContext) -> dict[str, Any]:
     torch.manual_seed(tcfg.seed)  # the network's initial weights depend on the seed only
     model = build_baseline(cfg["baseline"], **cfg.get("baseline_kwargs", {}))
     prior = resolve_prior(ctx)
-    loss = build_loss(cfg["losses"], {"prior": prior} if prior is not None else {})
+    loss = build_loss(cfg["losses"], {"prior": prior} if prior is not None else {}, seed=tcfg.seed)
     ctx.log(f"[train] {cfg['baseline']} with {'+'.join(cfg['losses'])} for {tcfg.steps} steps on {len(pairs)} pairs")
     return train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress)

@@ -6,6 +6,7 @@ registry metadata (``needs=("prior",)``) and receive it by keyword.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -56,8 +57,13 @@ class CompositeLoss(Loss):
             self.parts[n].set_rng_state(s)
 
 
-def build_loss(spec: dict[str, dict[str, Any]], resources: dict[str, Any] | None = None) -> CompositeLoss:
-    """Build a :class:`CompositeLoss` from ``{name: {"weight": w, **kwargs}}``."""
+def build_loss(spec: dict[str, dict[str, Any]], resources: dict[str, Any] | None = None,
+               seed: int | None = None) -> CompositeLoss:
+    """Build a :class:`CompositeLoss` from ``{name: {"weight": w, **kwargs}}``.
+
+    ``seed`` (the run's seed) seeds every loss that draws random numbers of its own and was
+    not given a seed, so runs with different seeds draw different diffusion steps and noise.
+    """
     resources = resources or {}
     parts = {}
     for name, cfg in spec.items():
@@ -68,5 +74,7 @@ def build_loss(spec: dict[str, dict[str, Any]], resources: dict[str, Any] | None
             if need not in resources:
                 raise ValueError(f"loss '{name}' needs '{need}', which this run does not provide")
             cfg[need] = resources[need]
+        if seed is not None and "seed" not in cfg and "seed" in inspect.signature(builder).parameters:
+            cfg["seed"] = seed
         parts[name] = (weight, builder(**cfg))
     return CompositeLoss(parts)
