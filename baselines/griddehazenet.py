@@ -194,8 +194,9 @@ class GridDehazeNet(Restorer):
         bottom = self.height - 1
         for j in range(half, self.width):
             grid[bottom][j] = rdb[f"{bottom}_{j - 1}"](grid[bottom][j - 1])
-        # Right half, bottom-up: column by column within each row, as the official loops run
-        # (row by row from the second-lowest up; results are the same in either order).
+        # Right half, rows from the second-lowest up, left to right: each node mixes its left neighbour (RDB)
+        # and the one below (up-sampled to the exact size). The official code first fills the right half's
+        # first column in every row, then the rest; every node's inputs are ready either way, so same result.
         for i in range(self.height - 2, -1, -1):
             for j in range(half, self.width):
                 left = grid[i][j - 1]
