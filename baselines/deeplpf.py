@@ -337,9 +337,7 @@ class EllipticalFilter(ParameterHead):
             for c in range(3):
                 # Official quirk: the blue mask of the second ellipse uses the third ellipse's b axis.
                 ay = b[2] if (k, c) == (1, 2) else b[k]
-                masks.append(
-                    self.ellipse_mask(x, y, cx[k], cy[k], a[k], ay, angle[k], scale[3 * k + c], radius[k])
-                )
+                masks.append(self.ellipse_mask(x, y, cx[k], cy[k], a[k], ay, angle[k], scale[3 * k + c], radius[k]))
             groups.append(torch.stack(masks, 1).clamp(0, mx))
         return (groups[0] * groups[1] * groups[2]).clamp(0, mx)
 

@@ -256,14 +256,18 @@ IAT_RECIPE = TrainRecipe(
     lr=2e-4,
     batch=8,
     patch=256,
-    schedule="cosine_annealing(T_max=200, stepped every iteration as in the official script)",
-    iterations=None,
+    schedule=(
+        "CosineAnnealingLR(T_max=200) stepped every iteration (official script quirk): the lr swings "
+        "2e-4 -> 0 -> 2e-4 with a 400-iteration period"
+    ),
+    iterations=121_400,
     optimizer="adam(betas=(0.9, 0.999), eps=1e-8, weight_decay=4e-4)",
     notes=(
         "cuiziteng/Illumination-Adaptive-Transformer IAT_enhance/readme.md + train_lol_v1_patch.py: LOL-v1, "
-        "10 random 256x256 patches per training image (LOL_patch.py), batch 8, 200 epochs, L1 loss on the "
-        "enhanced image, random flips/rot90 (8 cases); then train_lol_v1_whole.py fine-tunes on full 600x400 "
-        "images: lr 1e-4, weight_decay 1e-4, 400 epochs, batch 8. Model selection: best eval15 SSIM."
+        "10 random 256x256 patches per training image (LOL_patch.py: 4,850 patches), batch 8, 200 epochs "
+        "(607 iterations each), L1 loss on the enhanced image, random flips/rot90 (8 cases); then "
+        "train_lol_v1_whole.py fine-tunes on the full 600x400 images: lr 1e-4, weight_decay 1e-4, 400 epochs, "
+        "batch 8, same per-iteration cosine. Model selection: best eval15 SSIM."
     ),
 )
 
@@ -331,8 +335,10 @@ def _unwrap_state_dict(obj: object) -> dict[str, torch.Tensor]:
                 obj = obj[wrapper]
                 break
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise BenchError("The IAT checkpoint does not hold a state_dict of tensors.",
-                         fix="Pass one of the authors' best_Epoch_*.pth files.")
+        raise BenchError(
+            "The IAT checkpoint does not hold a state_dict of tensors.",
+            fix="Pass one of the authors' best_Epoch_*.pth files.",
+        )
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -345,14 +351,18 @@ def load_official_checkpoint(path: str | Path, verify: bool = True) -> IAT:
     """
     path = Path(path)
     if not path.is_file():
-        raise MissingFileError(f"IAT checkpoint not found: {path}.",
-                               fix="Point to best_Epoch_lol_v1.pth from the official IAT repository (IAT_enhance/).")
+        raise MissingFileError(
+            f"IAT checkpoint not found: {path}.",
+            fix="Point to best_Epoch_lol_v1.pth from the official IAT repository (IAT_enhance/).",
+        )
     if verify and path.name in OFFICIAL_SHA256:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != OFFICIAL_SHA256[path.name]:
-            raise BenchError(f"IAT checkpoint {path} has SHA-256 {digest[:12]}..., not the official "
-                             f"{OFFICIAL_SHA256[path.name][:12]}...",
-                             fix="Re-download the file from the official repository, or pass verify=False.")
+            raise BenchError(
+                f"IAT checkpoint {path} has SHA-256 {digest[:12]}..., not the official "
+                f"{OFFICIAL_SHA256[path.name][:12]}...",
+                fix="Re-download the file from the official repository, or pass verify=False.",
+            )
     state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     model = IAT(type="exp" if "exposure" in path.name else "lol")
     model.load_state_dict(state, strict=True)
