@@ -67,14 +67,20 @@ def read_image(path: Path) -> torch.Tensor:
     """Decode an image file to a float32 3 x H x W tensor in [0, 1].
 
     Rules: grayscale is replicated to RGB; an alpha channel is dropped (composited on
-    nothing: the stored colour is kept); 16-bit files are scaled by 1/65535; palette
-    images are converted to RGB. Anything else is refused with a one-sentence error.
+    nothing: the stored colour is kept); 16-bit grayscale is scaled by 1/65535; palette
+    images are converted to RGB. 16-bit colour (Pillow would keep only the high byte) and
+    32-bit integer images are refused with a one-sentence error.
     """
     try:
         with Image.open(path) as im:
+            raw = im.tile[0][3] if getattr(im, "tile", None) else None  # read before load() clears it
+            rawmode = raw if isinstance(raw, str) else (raw[0] if isinstance(raw, tuple) and raw else "")
             im.load()
             mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
+            if mode in ("RGB", "RGBA") and ";16" in str(rawmode):
+                raise DataError(f"{path} is a 16-bit colour image, which bench refuses rather than read only "
+                                "its high byte.", fix="Convert it to 8-bit RGB PNG (or 16-bit grayscale).")
+            if mode in ("I;16", "I;16B", "I;16L"):
                 arr = np.asarray(im, dtype=np.float64) / 65535.0
                 arr = np.repeat(arr[..., None], 3, axis=2)
             elif mode in ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr"):

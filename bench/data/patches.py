@@ -1,43 +1,109 @@
 """Training patches: the same random crop of degraded and clear images, random flips, seeded.
 
 The generator's state is part of a training checkpoint, so a resumed run draws the same patches.
+Images are given either as tensors (small sets) or as files read on demand (Rain13K's 13,712
+pairs would not fit in memory as float tensors); both draw the same patches for the same seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from bench.data.base import Pair, read_image
 from bench.errors import DataError
+
+PAPER_PATCH = 256
+PAPER_BATCH = 4
+
+
+def _wh(h: Any) -> str:
+    return f"{h.size[0]}x{h.size[1]}" if h.size else f"unreadable ({h.error})"
 
 
 class PatchSampler:
-    """Batches of ``patch`` x ``patch`` crops (paper: 256, batch 4) with random h/v flips."""
+    """Batches of ``patch`` x ``patch`` crops (paper: 256, batch 4) with random h/v flips.
 
-    def __init__(self, degraded: list[torch.Tensor], clear: list[torch.Tensor], patch: int, batch: int, seed: int):
+    Per sample the generator draws, in order: the image index, the crop's top, its left, and
+    two flip coins (horizontal, vertical). Degraded and clear get the same crop and flips.
+    """
+
+    def __init__(self, degraded: Sequence[torch.Tensor], clear: Sequence[torch.Tensor], patch: int, batch: int,
+                 seed: int):
         if len(degraded) != len(clear) or not degraded:
             raise DataError(f"Need equal, non-zero numbers of degraded and clear images, got {len(degraded)} "
                             f"and {len(clear)}.")
         for i, (d, c) in enumerate(zip(degraded, clear, strict=True)):
             if d.shape != c.shape:
                 raise DataError(f"Training pair {i}: degraded {tuple(d.shape)} and clear {tuple(c.shape)} differ.")
-            if min(d.shape[-2:]) < patch:
-                raise DataError(f"Training pair {i} is {tuple(d.shape[-2:])}, smaller than the {patch}px patch.",
+        self._init(list(degraded), list(clear), [tuple(d.shape[-2:]) for d in degraded], patch, batch, seed)
+
+    def _init(self, degraded: list[Any], clear: list[Any], sizes: list[tuple[int, int]], patch: int, batch: int,
+              seed: int) -> None:
+        if patch < 1 or batch < 1:
+            raise DataError(f"Patch size and batch must be positive, got patch={patch}, batch={batch}.")
+        for i, (h, w) in enumerate(sizes):
+            if min(h, w) < patch:
+                raise DataError(f"Training pair {i} is {(h, w)}, smaller than the {patch}px patch.",
                                 fix="Use a smaller --patch or larger images.")
-        self.degraded, self.clear = degraded, clear
+        self.degraded, self.clear, self.sizes = degraded, clear, sizes
         self.patch, self.batch = patch, batch
         self.gen = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[Pair], patch: int = PAPER_PATCH, batch: int = PAPER_BATCH, seed: int = 0,
+                   preload: bool = False) -> PatchSampler:
+        """A sampler over files: sizes come from headers now, pixels from ``read_image`` when drawn.
+
+        ``preload=True`` decodes every image once up front (fast steps, memory-hungry).
+        """
+        from bench.data.verify import probe
+
+        if not pairs:
+            raise DataError("Need at least one training pair, got none.", fix="Check the data set's root and --limit.")
+        missing = [p.id for p in pairs if p.clear is None]
+        if missing:
+            raise DataError(f"{len(missing)} training pair(s) have no clear image, first '{missing[0]}'.",
+                            fix="Training needs ground truth; load the data set with require_clear=True.")
+        if preload:
+            clear = [read_image(p.clear) for p in pairs if p.clear is not None]
+            return cls([read_image(p.degraded) for p in pairs], clear, patch, batch, seed)
+        sizes = []
+        for p in pairs:
+            hd, hc = probe(p.degraded), probe(p.clear or p.degraded)
+            if hd.size is None or hd.size != hc.size:
+                raise DataError(f"Training pair '{p.id}': degraded {_wh(hd)} and clear {_wh(hc)} differ.",
+                                fix="Run 'bench data verify' on the data set.")
+            sizes.append((hd.size[1], hd.size[0]))
+        sampler = cls.__new__(cls)
+        sampler._init([p.degraded for p in pairs], [p.clear for p in pairs], sizes, patch, batch, seed)
+        return sampler
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def _pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        d, c = self.degraded[i], self.clear[i]
+        if isinstance(d, Path):
+            d, c = read_image(d), read_image(c)
+            if d.shape != c.shape:
+                raise DataError(f"Training pair {i}: {self.degraded[i]} decodes to {tuple(d.shape)} but "
+                                f"{self.clear[i]} to {tuple(c.shape)}.")
+        return d, c
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         g, p = self.gen, self.patch
         degs, clrs = [], []
         for _ in range(self.batch):
-            i = int(torch.randint(len(self.degraded), (1,), generator=g))
-            d, c = self.degraded[i], self.clear[i]
-            top = int(torch.randint(d.shape[-2] - p + 1, (1,), generator=g))
-            left = int(torch.randint(d.shape[-1] - p + 1, (1,), generator=g))
+            i = int(torch.randint(len(self.sizes), (1,), generator=g))
+            h, w = self.sizes[i]
+            top = int(torch.randint(h - p + 1, (1,), generator=g))
+            left = int(torch.randint(w - p + 1, (1,), generator=g))
             hflip, vflip = (torch.rand(2, generator=g) < 0.5).tolist()
+            d, c = self._pair(i)
             d, c = d[:, top:top + p, left:left + p], c[:, top:top + p, left:left + p]
             dims = [dim for dim, on in ((-1, hflip), (-2, vflip)) if on]
             if dims:
