@@ -122,14 +122,15 @@ def compare(
     fmt: Annotated[str, typer.Option("--format", help="rich | md | latex | json | csv")] = "rich",
 ) -> None:
     """Paired comparison of two per-image result files: delta, bootstrap CI, Wilcoxon p, wins."""
+    from rich.console import Console
+
     from bench.evaluate.compare import compare_files, format_result
 
-    result = compare_files(a, b, intersect=intersect)
-    out = format_result(result, fmt)
+    out = format_result(compare_files(a, b, intersect=intersect), fmt)
     if isinstance(out, str):
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
     else:
-        console.print(out)
+        Console().print(out)  # the result goes to stdout (pipeable); bench's console is stderr
 
 
 @app.command()
@@ -137,28 +138,37 @@ def evaluate(
     pred: Annotated[Path, typer.Option(help="Folder of restored images.")],
     target: Annotated[Path, typer.Option(help="Folder of ground-truth images with the same file names.")],
     dataset: Annotated[str, typer.Option(help="Data set whose metric convention applies (bench ls datasets).")],
-    out: Annotated[Path, typer.Option(help="Per-image CSV to write.")],
-    metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")] = "psnr,ssim",
+    out: Annotated[Path, typer.Option(help="Per-image CSV to write (the set-level summary goes beside it).")],
+    metrics: Annotated[str, typer.Option(help="Comma-separated metric names (psnr,ssim,lpips,fid).")] = "psnr,ssim",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
 ) -> None:
     """Score any folder of restored images against ground truth, with the data set's convention."""
     import pandas as pd
 
+    from bench.evaluate.metrics import CONVENTIONS
     from bench.evaluate.scoring import folder_items, load_items, score
     from bench.io import write_csv
     from bench.provenance import environment
     from bench.registry import DATASETS
 
     convention = DATASETS.meta(dataset).get("convention", "rgb")
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if convention not in CONVENTIONS:
+        raise BenchError(f"Data set '{dataset}' is scored by '{convention}', not by image metrics, so "
+                         "bench evaluate cannot score it.", fix="Pass a restoration data set (bench ls datasets).")
+    names = list(dict.fromkeys(m.strip().lower() for m in metrics.split(",") if m.strip()))
+    if not names:
+        raise BenchError("No metric given.", fix="For example: --metrics psnr,ssim,lpips,fid.")
     dev = _device(device)
     pairs = folder_items(pred, target)
     rows, summary = score(load_items(pairs), names, convention, dev)
-    env = environment(dev) | {"dataset": dataset, "subset": "full", "profile": "user", "pred_dir": str(pred)}
+    env = environment(dev) | {"dataset": dataset, "subset": "full", "profile": "user", "pred_dir": str(pred),
+                              "target_dir": str(target)}
+    summary_path = out.with_name(out.stem + "_summary.csv")
     write_csv(out, pd.DataFrame([{**r, **env} for r in rows]))
-    write_csv(out.with_name(out.stem + "_summary.csv"), pd.DataFrame([{**s, **env} for s in summary]))
+    write_csv(summary_path, pd.DataFrame([{**s, **env} for s in summary]))
     for s in summary:
-        console.print(f"{s['metric']}: {s['value']:.4f} (n={s['n']}, {s['convention']})")
+        console.print(f"{s['metric']}: {s['value']:.4f} (n={s['n']}, {s['convention']})", highlight=False)
+    console.print(f"wrote {out} and {summary_path}", highlight=False)
 
 
 @weights_app.command("verify")

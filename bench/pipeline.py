@@ -19,7 +19,8 @@ from bench.paths import runs_dir
 from bench.paths import tables_dir as default_tables_dir
 from bench.registry import BASELINES
 
-TABLES = (1, 3, 4)
+TABLES = (1, 2, 3, 4)
+OFFICIAL_PRIOR = "adm256_uncond"  # weights-manifest name of guided-diffusion's 256x256 unconditional model
 FIGURES = (7,)
 
 
@@ -45,6 +46,11 @@ def build(spec: RunSpec) -> Job:
     if spec.figure is not None and spec.figure not in FIGURES:
         raise BenchError(f"Unknown figure {spec.figure}.", fix=f"Figures available: {', '.join(map(str, FIGURES))}.")
     profile = get_profile(spec.profile, limit=spec.limit, steps=spec.steps)
+    if profile.name == "truncated" and profile.prior == "smoke":
+        from bench.weights import find
+
+        if find(OFFICIAL_PRIOR) is not None:  # the real prior is here: use it (REPRODUCE.md, Profiles)
+            profile = replace(profile, prior=OFFICIAL_PRIOR)
     if spec.data_root is not None and not spec.data_root.is_dir():
         raise BenchError(f"Data directory {spec.data_root} does not exist.",
                          fix="Pass the folder that holds the data sets with --data-root.", doc="Data")

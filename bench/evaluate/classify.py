@@ -352,11 +352,11 @@ def finetune(model: Classifier, train: ImageSet, recipe: ClassifyRecipe, seed: i
                 loss.backward()
                 opt.step()
                 step += 1
-                loss_sum += float(loss) * len(idx)
+                loss_sum += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(idx)
                 if on_step is not None:
-                    on_step(step, total, float(loss))
+                    on_step(step, total, float(loss.detach()))
             history.append({"epoch": epoch + 1, "steps": step, "loss": loss_sum / max(1, seen),
                             "train_top1": 100.0 * correct / max(1, seen)})
     model.eval()
@@ -391,9 +391,18 @@ def save_classifier(path: Path, model: Classifier, meta: dict[str, Any]) -> None
 
 
 def load_classifier(path: Path, device: str | torch.device = "cpu") -> tuple[Classifier, dict[str, Any]]:
+    """A saved classifier, built on the meta device first: timm's random init of VGG16's 138M
+    parameters costs seconds per classify job and would be overwritten anyway."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    model = Classifier(ck["arch"], ck["num_classes"])
-    model.net.load_state_dict(ck["state_dict"], strict=True)
+    with torch.device("meta"):
+        model = Classifier(ck["arch"], ck["num_classes"])
+    model.net.load_state_dict(ck["state_dict"], strict=True, assign=True)
+    model.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)  # non-persistent buffers: not in the file
+    model.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if leftover:
+        raise BenchError(f"{path} does not fill '{leftover[0]}' of {ck['arch']}.",
+                         fix="Re-run the fine-tuning job (bench run --force).")
     return model.to(device).eval(), ck["meta"]
 
 

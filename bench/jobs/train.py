@@ -43,4 +43,5 @@ def train_job(ctx: JobContext) -> dict[str, Any]:
     prior = resolve_prior(ctx)
     loss = build_loss(cfg["losses"], {"prior": prior} if prior is not None else {}, seed=tcfg.seed)
     ctx.log(f"[train] {cfg['baseline']} with {'+'.join(cfg['losses'])} for {tcfg.steps} steps on {len(pairs)} pairs")
-    return train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress)
+    result = train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress)
+    return {**result, "train_dataset": pairs.name, "train_subset": pairs.subset}

@@ -70,16 +70,6 @@ def test_any_size_without_padding(model: GridDehazeNet) -> None:
         assert up(torch.zeros(1, 32, (h + 1) // 2, (w + 1) // 2), (1, 16, h, w)).shape == (1, 16, h, w)
 
 
-def test_forward_at_awkward_size(model: GridDehazeNet) -> None:
-    # 201x299 rather than 401x599: every full-resolution RDB makes the full size cost ~12 s single-threaded
-    # on the shared 2-core CI CPU (measured); odd sizes at every grid row are exercised all the same.
-    x = _rand(1, 3, 201, 299, seed=2)
-    with torch.no_grad():
-        y = model(x)
-    assert y.shape == x.shape
-    assert torch.isfinite(y).all() and y.min() >= 0
-
-
 def test_gradients_reach_every_parameter() -> None:
     torch.manual_seed(0)
     net = bench.build_baseline("griddehazenet").train()

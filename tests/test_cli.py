@@ -1,0 +1,130 @@
+"""CLI exit codes and one-sentence messages (no tracebacks) for the common mistakes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import cli
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["bench", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_help_lists_every_command(capsys, monkeypatch) -> None:
+    code, out = run_cli(["--help"], capsys, monkeypatch)
+    assert code == 0
+    for cmd in ("run", "compare", "ls", "weights", "data"):
+        assert cmd in out
+
+
+def test_unknown_table(capsys, monkeypatch) -> None:
+    code, out = run_cli(["run", "--table", "9", "--dry-run"], capsys, monkeypatch)
+    assert code == 2
+    assert "Error: Unknown table 9." in out and "Traceback" not in out
+
+
+def test_unknown_profile_suggests(capsys, monkeypatch) -> None:
+    code, out = run_cli(["run", "--table", "1", "--profile", "smok", "--dry-run"], capsys, monkeypatch)
+    assert code == 2 and "Did you mean 'smoke'?" in out
+
+
+def test_unknown_baseline_suggests(capsys, monkeypatch) -> None:
+    code, out = run_cli(["run", "--table", "1", "--baseline", "iatt", "--dry-run"], capsys, monkeypatch)
+    assert code == 2
+    assert "Unknown baseline 'iatt'" in out and "Did you mean 'iat'" in out and "Traceback" not in out
+
+
+def test_missing_data_directory(capsys, monkeypatch, tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    code, out = run_cli(["run", "--table", "1", "--profile", "truncated", "--data-root", str(missing), "--dry-run"],
+                        capsys, monkeypatch)
+    assert code == 2
+    assert f"Data directory {missing} does not exist." in out and "REPRODUCE.md" in out
+
+
+def test_truncated_profile_without_data_root(capsys, monkeypatch) -> None:
+    monkeypatch.delenv("BENCH_DATA", raising=False)
+    code, out = run_cli(["run", "--table", "1", "--profile", "truncated", "--dry-run"], capsys, monkeypatch)
+    assert code == 2 and "needs real data sets" in out and "--data-root" in out
+
+
+def test_unwritable_output_directory(capsys, monkeypatch, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, out = run_cli(["run", "--table", "1", "--runs-dir", str(blocker / "runs"), "--no-progress"],
+                        capsys, monkeypatch)
+    assert code == 2
+    assert "is not writable" in out and "--runs-dir" in out and "Traceback" not in out
+
+
+def test_dry_run_prints_graph_with_statuses(capsys, monkeypatch, tmp_path: Path) -> None:
+    code, out = run_cli(["run", "--table", "1", "--dry-run", "--runs-dir", str(tmp_path)], capsys, monkeypatch)
+    assert code == 0
+    assert "job graph" in out and "pending" in out
+    assert "render:table1" in out and "prior:smoke" in out
+    # 3 data + 1 prior + 12 train + 12 eval + 1 render
+    assert "0 done, 29 pending, 0 stale" in out
+
+
+def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monkeypatch, tmp_path: Path) -> None:
+    """shared/data has Rain100H test pairs but no Rain13K: training data is a labelled synthetic stand-in."""
+    from bench.testing import shared_path
+
+    root = shared_path("data")
+    code, out = run_cli(["run", "--table", "1", "--profile", "truncated", "--data-root", str(root), "--baseline",
+                         "efderain", "--limit", "3", "--dry-run", "--runs-dir", str(tmp_path)], capsys, monkeypatch)
+    assert code == 0, out
+    assert "data:rain100h" in out and "data:smoke_deraining" in out and "data:rain13k" not in out
+    # stand-in train data, real test data, the smoke prior's own data, prior, 2 train, 2 eval, render
+    assert "0 done, 9 pending, 0 stale" in out
+
+    from bench.config import get_profile
+    from bench.experiments import GraphBuilder
+
+    g = GraphBuilder(get_profile("truncated", limit=3), root)
+    train, _ = g.data_job("deraining", "train")
+    test, _ = g.data_job("deraining", "test")
+    assert train.config["stand_in_for"] == "rain13k" and test.config == {
+        "source": "real", "dataset": "rain100h", "root": str(root), "limit": 3, "splits": ["test"]}
+
+
+def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
+    from bench.config import get_profile
+    from bench.experiments import GraphBuilder
+
+    g = GraphBuilder(get_profile("paper"), tmp_path)
+    job, _ = g.data_job("deraining", "train")
+    assert job.config["source"] == "real" and "stand_in_for" not in job.config
+
+
+def test_truncated_profile_takes_the_official_prior_when_present(monkeypatch, tmp_path: Path) -> None:
+    """REPRODUCE.md, Profiles: truncated uses the smoke prior unless the official 256x256 file is present."""
+    from bench import pipeline, weights
+    from bench.testing import shared_path
+
+    spec = pipeline.RunSpec(table=1, profile="truncated", data_root=shared_path("data"), baselines=["efderain"])
+
+    def trains(job):
+        for j in job.inputs.values():
+            yield from trains(j)
+        if job.kind == "train" and "diffloss" in job.config["losses"]:
+            yield job
+
+    monkeypatch.setattr(weights, "find", lambda name: None)
+    (smoke,) = set(trains(pipeline.build(spec)))
+    assert "prior" in smoke.inputs and "prior_weights" not in smoke.config
+    monkeypatch.setattr(weights, "find", lambda name: tmp_path / "256x256_diffusion_uncond.pt")
+    (official,) = set(trains(pipeline.build(spec)))
+    assert "prior" not in official.inputs and official.config["prior_weights"] == "adm256_uncond"
