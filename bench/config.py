@@ -42,11 +42,11 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", embedded_data=True, prior="smoke", steps=40, batch=2, patch=64, lr=5e-4,
+        name="smoke", embedded_data=True, prior="smoke", steps=40, batch=2, patch=48, lr=5e-4,
         ckpt_every=10, log_every=5, limit=None, prior_steps=400,
     ),
     "truncated": Profile(
-        name="truncated", embedded_data=False, prior="smoke", steps=40, batch=2, patch=64, lr=5e-4,
+        name="truncated", embedded_data=False, prior="smoke", steps=40, batch=2, patch=48, lr=5e-4,
         ckpt_every=10, log_every=5, limit=8, prior_steps=400,
     ),
     "paper": Profile(

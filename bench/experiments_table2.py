@@ -59,7 +59,7 @@ CLASSIFY: dict[str, dict[str, ClassifyRecipe]] = {
 }
 
 #: The clean images classifiers train and test on, per profile (``prepare_cub`` config minus the root).
-SMOKE_DATA: dict[str, Any] = {"source": "smoke", "per_class_train": 6, "per_class_test": 4, "size": 40, "seed": 0}
+SMOKE_DATA: dict[str, Any] = {"source": "smoke", "per_class_train": 6, "per_class_test": 3, "size": 40, "seed": 0}
 TRUNCATED_LIMIT = {"train": 4, "test": 2}  # images per class of the 100-class subset
 
 

@@ -59,8 +59,9 @@ def build(spec: RunSpec) -> Job:
     target = spec.table if spec.table is not None else f"figure{spec.figure}"
     job = experiments.build_table(target, profile, seeds=spec.seeds, data_root=spec.data_root)
     if spec.baselines:
-        keep = {k: j for k, j in job.inputs.items() if j.config.get("baseline") in spec.baselines}
-        rows = [r for r in job.config["rows"] if r["baseline"] in spec.baselines]
+        # Reference rows (no baseline: Table 2's clean and unrestored images) stay in a filtered table.
+        keep = {k: j for k, j in job.inputs.items() if j.config.get("baseline") in [*spec.baselines, ""]}
+        rows = [r for r in job.config["rows"] if r["baseline"] in [*spec.baselines, ""]]
         job = replace(job, inputs={f"row{i:03d}": j for i, j in enumerate(keep.values())},
                       config={**job.config, "rows": rows})
     return job
