@@ -269,28 +269,3 @@ def test_truncated_profile_on_real_rain100h(smoke_all) -> None:
     again = _bench(base, "run", "--table", "1", "--profile", "smoke", "--no-progress")
     assert again.returncode == 0 and "[job]" not in again.stdout + again.stderr
 
-
-def test_truncated_table2_on_real_cub(smoke_all) -> None:
-    """Table 2's classification path on the real 100-class CUB subset (4 train / 2 test images per class).
-
-    EfDeRain's truncated train jobs are the ones the Rain100H test above made (same hashes), so only the
-    classifiers, the degradations, the restorations and the classifications run here.
-    """
-    from bench.testing import shared_path
-
-    base, proc, _ = smoke_all
-    assert proc.returncode == 0
-    out = _bench(base, "run", "--table", "2", "--profile", "truncated", "--data-root", str(shared_path("data")),
-                 "--baseline", "efderain", "--limit", "3", "--no-progress")
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "[job] train:" not in out.stdout + out.stderr
-    md = (base / "tables" / "table2.md").read_text()
-    assert "TRUNCATED RUN" in md and "NOT a reproduction" in md and "truncated:4+2/class" in md
-    assert len(_section_rows(md, REFERENCE_TITLE)) == 4  # clean + three degradations, kept by --baseline
-    rows = _section_rows(md, TASK_HEADINGS["deraining"])
-    assert [r[0] for r in rows] == ["w/o DiffLoss", "w/ DiffLoss"] and all(r[3] == r[6] == "n/c" for r in rows)
-    classify = [pd.read_csv(f, keep_default_na=False) for f in (base / "runs").glob("*/per_image.csv")]
-    real = [f for f in classify if "classifier" in f.columns and f["profile"].eq("truncated").all()]
-    assert real and all(len(f) == 200 and f["dataset"].eq("cub_subset").all() for f in real)
-    again = _bench(base, "run", "--table", "2", "--profile", "smoke", "--no-progress")
-    assert again.returncode == 0 and "[job]" not in again.stdout + again.stderr
