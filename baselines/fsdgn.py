@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._base import Restorer, TrainRecipe
+from baselines.msbdn import ConvPReLU, DeconvPReLU  # the same official DFF blocks
 from bench.registry import BASELINES
 
 #: Channel width of the five scales (full resolution first); hard-wired in the official class.
@@ -34,30 +35,6 @@ def _resize_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Ten
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
-class ConvPReLU(nn.Module):
-    """Strided 4x4 convolution + single-slope PReLU (official ``ConvBlock``)."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 4, stride=2, padding=1)
-        self.act = nn.PReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv(x))
-
-
-class DeconvPReLU(nn.Module):
-    """Strided 4x4 transposed convolution + PReLU (official ``DeconvBlock``)."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.deconv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
-        self.act = nn.PReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.deconv(x))
 
 
 class EncoderFusion(nn.Module):
