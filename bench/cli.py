@@ -52,6 +52,8 @@ def run(
     baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Root of the real data sets (or BENCH_DATA).")] = None,
     limit: Annotated[int | None, typer.Option(help="Pairs per data set (truncated profile).")] = None,
+    classes: Annotated[int | None, typer.Option(
+        min=2, help="CUB: only the first K classes (truncated profile; Table 2, Figure 7's Top-1 V).")] = None,
     steps: Annotated[int | None, typer.Option(help="Override training iterations per run.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
@@ -67,7 +69,7 @@ def run(
         raise BenchError("Give exactly one of --table N or --figure N.", fix="For example: bench run --table 1.")
     root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
     spec = pipeline.RunSpec(table=table, figure=figure, profile=profile, seeds=seeds, baselines=baseline or None,
-                            data_root=root, limit=limit, steps=steps)
+                            data_root=root, limit=limit, classes=classes, steps=steps)
     graph = pipeline.build(spec)
     store = pipeline.store(runs_dir)
     if dry_run:

@@ -2,7 +2,8 @@
 
 * ``smoke``: embedded data (scikit-image photographs, synthetic degradations), a small
   ADM prior trained here, a few CPU-minutes in all. Never a reproduction.
-* ``truncated``: real data under ``--data-root`` cut to ``--limit`` pairs; the smoke prior
+* ``truncated``: real data under ``--data-root`` cut to ``--limit`` pairs (CUB: a few images
+  per class, and with ``--classes`` the first k classes); the smoke prior
   unless the official prior file is present. Never a reproduction.
 * ``paper``: full data, the official 256x256 unconditional prior, the paper's recipe
   (Adam 1e-4, batch 4, patch 256).
@@ -28,6 +29,7 @@ class Profile:
     ckpt_every: int
     log_every: int
     limit: int | None  # pairs per real data set (truncated profile)
+    classes: int | None = None  # CUB: only the first k classes (truncated profile; Table 2, Figure 7)
     prior_steps: int = 0  # smoke prior training iterations
     steps_per_baseline: dict[str, int] = field(default_factory=dict)
     eval_metrics: tuple[str, ...] = ("psnr", "ssim")

@@ -195,12 +195,23 @@ def build_table(table: int | str, profile: Profile, seeds: int = 1, data_root: P
     g = GraphBuilder(profile, data_root)
     rows = table_rows(table, seeds)
     opts = TABLE_OPTIONS[table]
-    inputs, specs = {}, []
+    inputs, specs, trained = {}, [], []
     for row in rows:
         every = max(1, profile.steps_for(row.baseline) // opts.snapshots) if opts.snapshots else 0
         train = g.train_job(row, snapshot_every=every)
+        evals = {}
         for select in opts.select:
-            inputs[f"row{len(specs):03d}"] = g.eval_job(row, train, opts.metrics, select)
+            evals[select] = inputs[f"row{len(specs):03d}"] = g.eval_job(row, train, opts.metrics, select)
             specs.append({**row.as_dict(), "select": select})
-    cfg = {"table": table, "profile": profile.name, "rows": specs, "is_reproduction": profile.is_reproduction}
+        trained.append((row, train, evals))
+    cfg: dict[str, Any] = {"table": table, "profile": profile.name, "rows": specs,
+                           "is_reproduction": profile.is_reproduction}
+    if table == "figure7":
+        from bench.experiments_table2 import cub_available, figure7_top1_jobs
+
+        cfg["top1"] = cub_available(profile, data_root)  # False: the figure says CUB was not found
+        if cfg["top1"]:
+            for spec, job in figure7_top1_jobs(profile, data_root, trained):
+                inputs[f"row{len(specs):03d}"] = job
+                specs.append(spec)
     return Job("render", cfg, inputs, label=f"render:table{table}" if isinstance(table, int) else f"render:{table}")

@@ -73,6 +73,8 @@ def cub_data_job(profile: Profile, data_root: Path | None) -> Job:
     full = profile.name == "paper"
     cfg = {"source": "cub", "dataset": "cub" if full else "cub_subset", "root": str(data_root),
            "limit_per_class": None if full else dict(TRUNCATED_LIMIT)}
+    if profile.classes:  # only when asked, so the key (and every hash) is unchanged otherwise
+        cfg["classes"] = profile.classes
     return Job("prepare_cub", cfg, label=f"data:{cfg['dataset']}")
 
 
@@ -92,6 +94,39 @@ def classifier_jobs(profile: Profile, data: Job) -> dict[str, Job]:
             for arch in ARCHS}
 
 
+def degrade_job(data: Job, degradation: str) -> Job:
+    """The clean CUB test images under ``degradation`` at Table 2's severity and seed."""
+    from bench.data.corruptions import DEFAULT_SEVERITY
+
+    return Job("degrade_cub", {"degradation": degradation, "severity": DEFAULT_SEVERITY, "seed": DEGRADATION_SEED},
+               {"data": data}, label=f"degrade:{degradation}")
+
+
+def restore_job(profile: Profile, train: Job, degraded: Job, selection: Job | None = None) -> Job:
+    """``train``'s network restores ``degraded``: its final weights, or the snapshot ``selection`` (an
+    ``evaluate`` job with ``select="best:<metric>"``) picked."""
+    cfg: dict[str, Any] = {"profile": profile.name}
+    inputs = {"model": train, "images": degraded}
+    label = f"restore:{train.config['baseline']}+{train.label.split('+', 1)[-1]}/{degraded.config['degradation']}"
+    if selection is not None:  # only then, so Table 2's restore jobs keep their hashes
+        cfg["select"] = selection.config["select"]
+        inputs["selection"] = selection
+        label += f"/{cfg['select']}"
+    return Job("restore_cub", cfg, inputs, label=label)
+
+
+def classify_job(profile: Profile, classifier: Job, images: Job, **spec: Any) -> Job:
+    """Top-1 of ``classifier`` on ``images``; ``spec`` is the row (see ``ROW_KEYS``)."""
+    cfg = {"profile": profile.name, "select": "last", "classifier": classifier.config["arch"],
+           "init": classifier.config["init"], "baseline": "", "loss_set": "", "task": "", "degradation": "",
+           "severity": "", "seed": CLASSIFIER_SEED, **spec}
+    label = f"classify:{cfg['classifier']}/{spec['row']}" + "".join(
+        f"/{spec[k]}" for k in ("task", "loss_set") if spec.get(k))
+    if cfg["select"] != "last":
+        label += f"/{cfg['select']}"
+    return Job("classify", cfg, {"classifier": classifier, "images": images}, label=label + f"/seed{cfg['seed']}")
+
+
 def build_table2_graph(profile: Profile, seeds: int, data_root: Path | None, builder: GraphBuilder) -> list[Job]:
     """Every ``classify`` job of Table 2, in row order; each config holds its row spec (``row_spec``).
 
@@ -102,32 +137,69 @@ def build_table2_graph(profile: Profile, seeds: int, data_root: Path | None, bui
     data = cub_data_job(profile, data_root)
     classifiers = classifier_jobs(profile, data)
     jobs: list[Job] = []
-
-    def classify(images: Job, arch: str, **spec: Any) -> Job:
-        clf = classifiers[arch]
-        cfg = {"profile": profile.name, "select": "last", "classifier": arch, "init": clf.config["init"],
-               "baseline": "", "loss_set": "", "task": "", "degradation": "", "severity": "",
-               "seed": CLASSIFIER_SEED, **spec}
-        label = f"classify:{arch}/{spec['row']}" + "".join(f"/{spec[k]}" for k in ("task", "loss_set") if spec.get(k))
-        return Job("classify", cfg, {"classifier": clf, "images": images}, label=label + f"/seed{cfg['seed']}")
-
     for arch in ARCHS:
-        jobs.append(classify(data, arch, row="clean"))
+        jobs.append(classify_job(profile, classifiers[arch], data, row="clean"))
     for task, (baseline, degradation) in TABLE2_TASKS.items():
-        degraded = Job("degrade_cub", {"degradation": degradation, "severity": DEFAULT_SEVERITY,
-                                       "seed": DEGRADATION_SEED}, {"data": data}, label=f"degrade:{degradation}")
+        degraded = degrade_job(data, degradation)
         common = {"task": task, "degradation": degradation, "severity": DEFAULT_SEVERITY}
         for arch in ARCHS:
-            jobs.append(classify(degraded, arch, row="degraded", **common))
+            jobs.append(classify_job(profile, classifiers[arch], degraded, row="degraded", **common))
         for seed in range(seeds):
             for loss_set in LOSS_SETS:
                 train = builder.train_job(Row(task, baseline, loss_set, seed))
-                restored = Job("restore_cub", {"profile": profile.name}, {"model": train, "images": degraded},
-                               label=f"restore:{baseline}+{loss_set}/seed{seed}/{degradation}")
+                restored = restore_job(profile, train, degraded)
                 for arch in ARCHS:
-                    jobs.append(classify(restored, arch, row="restored", baseline=baseline, loss_set=loss_set,
-                                         seed=seed, **common))
+                    jobs.append(classify_job(profile, classifiers[arch], restored, row="restored", baseline=baseline,
+                                             loss_set=loss_set, seed=seed, **common))
     return jobs
+
+
+#: Figure 7's Top-1 V: the dehazing networks face Table 2's fog, and Table 2's VGG16 scores them.
+FIGURE7_DEGRADATION = TABLE2_TASKS["dehazing"][1]
+
+
+def figure7_top1_jobs(profile: Profile, data_root: Path | None,
+                      trained: list[tuple[Row, Job, dict[str, Job]]]) -> list[tuple[dict[str, Any], Job]]:
+    """(row spec, classify job) of Figure 7's Top-1 V for each (row, train job, {select: evaluate job}).
+
+    The paper plots "PSNR and Top-1V" per gamma without saying on which images; we take Table 2's:
+    the fog-degraded CUB test images, restored by each gamma's MSBDN and scored by Table 2's VGG16,
+    using the checkpoint each PSNR point used (last iterate, or the snapshot best PSNR picked).
+    """
+    from bench.data.corruptions import DEFAULT_SEVERITY
+
+    data = cub_data_job(profile, data_root)
+    vgg = classifier_jobs(profile, data)["vgg16"]
+    degraded = degrade_job(data, FIGURE7_DEGRADATION)
+    out = []
+    for row, train, evals in trained:
+        for select, ev in evals.items():
+            restored = restore_job(profile, train, degraded, None if select == "last" else ev)
+            job = classify_job(profile, vgg, restored, row="restored", task=row.task, baseline=row.baseline,
+                               loss_set=row.loss_set, seed=row.seed, degradation=FIGURE7_DEGRADATION,
+                               severity=DEFAULT_SEVERITY, select=select)
+            out.append(({**row.as_dict(), "select": select, "metric": "top1_v"}, job))
+    return out
+
+
+def cub_available(profile: Profile, data_root: Path | None) -> bool:
+    """Can ``prepare_cub`` find CUB for this profile? (The smoke profile always can: it builds its own.)"""
+    if profile.embedded_data:
+        return True
+    if data_root is None:
+        return False
+    from bench.data.cub import read_tables
+    from bench.data.verify import child_dir
+    from bench.errors import DataError, MissingFileError
+    from bench.jobs.classify import CUB_SUBSET_FOLDERS
+
+    for root in [data_root, *(child_dir(data_root, n) for n in CUB_SUBSET_FOLDERS)]:
+        try:
+            if root is not None and read_tables(root).classes:
+                return True
+        except (MissingFileError, DataError):
+            continue
+    return False
 
 
 def row_spec(job: Job) -> dict[str, Any]:

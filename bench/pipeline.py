@@ -33,6 +33,7 @@ class RunSpec:
     baselines: list[str] | None = None
     data_root: Path | None = None
     limit: int | None = None
+    classes: int | None = None
     steps: int | None = None
 
 
@@ -45,7 +46,10 @@ def build(spec: RunSpec) -> Job:
                          fix=f"Tables available: {', '.join(map(str, TABLES))}.")
     if spec.figure is not None and spec.figure not in FIGURES:
         raise BenchError(f"Unknown figure {spec.figure}.", fix=f"Figures available: {', '.join(map(str, FIGURES))}.")
-    profile = get_profile(spec.profile, limit=spec.limit, steps=spec.steps)
+    profile = get_profile(spec.profile, limit=spec.limit, classes=spec.classes, steps=spec.steps)
+    if spec.classes is not None and profile.embedded_data:
+        raise BenchError(f"--classes cuts real CUB; the '{profile.name}' profile builds its own few classes.",
+                         fix="Use --profile truncated --data-root PATH, or drop --classes.")
     if profile.name == "truncated" and profile.prior == "smoke":
         from bench.weights import find
 

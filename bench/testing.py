@@ -59,3 +59,11 @@ def load_fixture(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     meta = json.loads((d / "meta.json").read_text())
     io = torch.load(d / "io.pt", map_location="cpu", weights_only=True)
     return meta, io
+
+
+def jobs_by_kind(job: Any) -> dict[str, list[Any]]:
+    """Every job of ``job``'s graph (``Job.walk``), grouped by kind: what graph tests count and compare."""
+    out: dict[str, list[Any]] = {}
+    for j in job.walk():
+        out.setdefault(j.kind, []).append(j)
+    return out

@@ -104,6 +104,13 @@ def test_every_result_row_carries_provenance(smoke_all) -> None:
     assert {"psnr", "ssim", "psnr_convention", "ssim_convention", "image_id"} <= set(rows.columns)
 
 
+def _summary_of(base: Path, config_hash: str) -> pd.DataFrame:
+    """The summary.csv of the job whose key is ``config_hash``."""
+    (found,) = [f for f in (base / "runs").glob("*/summary.csv")
+                if pd.read_csv(f, keep_default_na=False).get("config_hash", pd.Series([""])).iloc[0] == config_hash]
+    return pd.read_csv(found, keep_default_na=False)
+
+
 def _section_rows(md: str, heading: str) -> list[list[str]]:
     """The data rows (cells) of the Markdown table under ``## heading``."""
     block = md.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0].split("\n---", 1)[0]
@@ -134,15 +141,15 @@ def test_table2_smoke_end_to_end(smoke_all) -> None:
     done = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/done.json")]
     per_image = [d for d in (tmp_path / "runs").iterdir() if (d / "per_image.csv").is_file()
                  and '"kind": "classify"' in (d / "job.json").read_text()]
-    assert len(per_image) == 20
+    assert len(per_image) == 20 + 10  # Table 2: 2 + 6 + 12; Figure 7's Top-1 V: 5 gammas x 2 checkpoints
     for d in per_image:
         frame = pd.read_csv(d / "per_image.csv", keep_default_na=False)
         missing = [c for c in TABLE2_PROVENANCE if c not in frame.columns]
         assert not missing, f"{d}: {missing}"
         assert frame["profile"].eq("smoke").all() and len(frame) == 18  # 6 classes x 3 test images
     seconds = sum(d["wall_time_s"] for d in done if d["kind"] in TABLE2_KINDS)
-    print(f"Table 2-specific jobs: {seconds:.1f}s")
-    assert seconds < 180  # the Table 2 jobs on top of Table 1's training
+    print(f"Table 2 and Figure 7 classification jobs: {seconds:.1f}s")
+    assert seconds < 180  # the classification jobs on top of Table 1's and Figure 7's training
 
 
 
@@ -183,7 +190,22 @@ def test_figure7_and_visual_grids_are_written(smoke_all) -> None:
         assert (tables / name).stat().st_size > 1000
     assert "SMOKE" in (tables / "figure7.txt").read_text()
     results = pd.read_csv(tables / "figure7_results.csv")
-    assert sorted(set(results["loss_set"])) == sorted(f"diffloss_gamma{g:g}" for g in (0, 5e-4, 1e-3, 5e-3, 1e-2))
+    gammas = sorted(f"diffloss_gamma{g:g}" for g in (0, 5e-4, 1e-3, 5e-3, 1e-2))
+    assert sorted(set(results["loss_set"])) == gammas
+    # PSNR and Top-1 V for each gamma and checkpoint rule
+    top1 = results[results["top1_v"].notna()]
+    psnr = results[results["psnr"].notna()]
+    for part in (top1, psnr):
+        assert sorted(zip(part["loss_set"], part["select"])) == sorted(
+            (g, s) for g in gammas for s in ("best:psnr", "last"))
+    assert top1["top1_v"].between(0, 100).all() and top1["dataset"].eq("smoke_cub_standin").all()
+    # a "best" Top-1 V point restored CUB with the very snapshot its PSNR point was picked at
+    for g in gammas:
+        best = results[(results["loss_set"] == g) & (results["select"] == "best:psnr")]
+        picked = [_summary_of(base, h)["selected_step"].iloc[0] for h in best["config_hash"]]
+        assert len(picked) == 2 and picked[0] == picked[1], (g, picked)
+    caption = (tables / "figure7.txt").read_text()
+    assert "Top-1 V: Table 2's VGG16" in caption and caption.count("| best snapshot (paper's rule) |") == 5
     for task in ("dehazing", "deraining", "lowlight"):
         with Image.open(tables / f"table1_visual_{task}.png") as im:
             assert im.width > 4 * 64 and im.height > 2 * 64  # 4 columns, 2 baselines
@@ -269,3 +291,32 @@ def test_truncated_profile_on_real_rain100h(smoke_all) -> None:
     again = _bench(base, "run", "--table", "1", "--profile", "smoke", "--no-progress")
     assert again.returncode == 0 and "[job]" not in again.stdout + again.stderr
 
+
+
+def test_truncated_table2_on_real_cub(smoke_all) -> None:
+    """Table 2's classification path on the real CUB subset: first 10 classes, 4 train / 2 test images each.
+
+    EfDeRain's truncated train jobs are the ones the Rain100H test above made (same hashes), so only the
+    classifiers, the degradations, the restorations and the classifications run here.
+    """
+    from bench.testing import shared_path
+
+    base, proc, _ = smoke_all
+    assert proc.returncode == 0
+    out = _bench(base, "run", "--table", "2", "--profile", "truncated", "--data-root", str(shared_path("data")),
+                 "--baseline", "efderain", "--limit", "3", "--classes", "10", "--no-progress")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "[job] train:" not in out.stdout + out.stderr
+    md = (base / "tables" / "table2.md").read_text()
+    assert "TRUNCATED RUN" in md and "NOT a reproduction" in md and "truncated:4+2/class,10 classes" in md
+    assert len(_section_rows(md, REFERENCE_TITLE)) == 4  # clean + three degradations, kept by --baseline
+    rows = _section_rows(md, TASK_HEADINGS["deraining"])
+    assert [r[0] for r in rows] == ["w/o DiffLoss", "w/ DiffLoss"] and all(r[3] == r[6] == "n/c" for r in rows)
+    classify = [pd.read_csv(f, keep_default_na=False) for f in (base / "runs").glob("*/per_image.csv")]
+    real = [f for f in classify if "classifier" in f.columns and f["profile"].eq("truncated").all()]
+    assert len(real) == 2 * (2 + 3 + 2)  # two classifiers x (clean, three degraded, two restored)
+    for f in real:
+        assert len(f) == 20 and f["dataset"].eq("cub_subset").all() and set(f["label"]) == set(range(10))
+        assert f["subset"].eq("truncated:4+2/class,10 classes").all()
+    again = _bench(base, "run", "--table", "2", "--profile", "smoke", "--no-progress")
+    assert again.returncode == 0 and "[job]" not in again.stdout + again.stderr

@@ -18,6 +18,7 @@ from bench.experiments_table2 import ARCHS, TABLE2_TASKS, build_table2
 from bench.report.render import to_latex, to_markdown
 from bench.report.table2 import REFERENCE_TITLE, TASK_HEADINGS, table2
 from bench.report.tables import BUILDERS, paper_table
+from bench.testing import jobs_by_kind
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = [sys.executable, "-m", "bench.cli"]
@@ -29,18 +30,11 @@ TABLE2_KINDS = {"prepare_cub", "degrade_cub", "restore_cub", "finetune_classifie
 SMOKE_BUDGET_S = 180.0
 
 
-def _kinds(job) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for j in job.walk():
-        out.setdefault(j.kind, []).append(j)
-    return out
-
-
 def test_table2_restores_with_table1_train_jobs() -> None:
     """Same configs, same hashes: a smoke Table 2 after Table 1 trains nothing new."""
     smoke = get_profile("smoke")
-    t1 = {j.key for j in _kinds(build_table(1, smoke))["train"]}
-    t2 = _kinds(build_table(2, smoke))["train"]
+    t1 = {j.key for j in jobs_by_kind(build_table(1, smoke))["train"]}
+    t2 = jobs_by_kind(build_table(2, smoke))["train"]
     assert len(t2) == 6
     assert {j.key for j in t2} <= t1
     assert sorted((j.config["baseline"], next(iter(j.config["losses"]))) for j in t2) == sorted(
@@ -55,14 +49,14 @@ def test_table2_graph_has_the_paper_rows_and_reference_rows() -> None:
     restored = rows[rows["row"] == "restored"]
     assert set(zip(restored["task"], restored["baseline"])) == {(t, b) for t, (b, _) in TABLE2_TASKS.items()}
     assert set(restored["loss_set"]) == {"l2", "diffloss"} and set(restored["seed"]) == {0, 1}
-    kinds = _kinds(render)
+    kinds = jobs_by_kind(render)
     assert len(kinds["finetune_classifier"]) == 2  # one classifier per architecture serves every row
     assert len(kinds["degrade_cub"]) == 3 and len(kinds["restore_cub"]) == 3 * 2 * 2
 
 
 def test_truncated_profile_reads_cub_with_a_per_class_limit() -> None:
     render = build_table2(get_profile("truncated"), data_root=Path("/data"))
-    (data,) = _kinds(render)["prepare_cub"]
+    (data,) = jobs_by_kind(render)["prepare_cub"]
     assert data.config["dataset"] == "cub_subset" and data.config["limit_per_class"] == {"train": 4, "test": 2}
 
 
@@ -129,3 +123,41 @@ def test_truncated_cub_subset_is_listed_limited_and_degraded(tmp_path: Path, mon
     assert list(degraded["image_id"]) == list(clean["image_id"])
     a, b = read_image(Path(clean["file"][0])), read_image(Path(degraded["file"][0]))
     assert a.shape == b.shape and float((a - b).abs().mean()) > 0.02  # fog changed the picture
+
+
+def test_truncated_cub_keeps_only_the_first_classes(tmp_path: Path) -> None:
+    """``--classes K``: the first K classes with their per-class limit; labels stay 0..K-1 and rows say so."""
+    import bench.jobs.classify  # noqa: F401  (job kinds)
+    from bench.data.cub import cub_subset
+    from bench.errors import DataError
+    from bench.graph.executor import LocalExecutor
+    from bench.graph.job import Job
+    from bench.graph.store import RunStore
+    from bench.jobs.classify import read_images_csv
+    from bench.testing import shared_path
+
+    root = shared_path("data", "cub100_subset_227")
+    render = build_table2(get_profile("truncated", classes=10), data_root=root.parent)
+    (data,) = jobs_by_kind(render)["prepare_cub"]
+    assert data.config["classes"] == 10
+    data = Job("prepare_cub", {**data.config, "limit_per_class": {"train": 2, "test": 1}})
+    store = RunStore(tmp_path / "runs")
+    LocalExecutor(log=lambda _: None).run([data], store)
+    clean, info = read_images_csv(store.dir(data))
+    assert info["num_classes"] == 10 and len(info["class_names"]) == 10
+    assert info["subset"] == "truncated:2+1/class,10 classes"
+    assert sorted(clean["label"]) == list(range(10))
+    train = pd.read_csv(store.dir(data) / "train.csv")
+    assert sorted(train["label"]) == sorted(list(range(10)) * 2)
+    whole = cub_subset(root, "test")
+    assert whole.first_classes(10).class_names == whole.class_names[:10]
+    with pytest.raises(DataError, match="at least 2"):
+        whole.first_classes(1)
+
+
+def test_classes_option_needs_real_cub() -> None:
+    from bench.errors import BenchError
+    from bench.pipeline import RunSpec, build
+
+    with pytest.raises(BenchError, match="--classes cuts real CUB"):
+        build(RunSpec(table=2, profile="smoke", classes=5))

@@ -95,6 +95,21 @@ class LabelledSet:
         return LabelledSet(self.name, self.split, kept, list(self.class_names), self.variant, f"truncated:{n}",
                            self.expected, dict(self.info))
 
+    def first_classes(self, k: int | None) -> LabelledSet:
+        """Only the images of the first ``k`` classes (labels stay 0..k-1), marked ``<k> classes``.
+
+        A class cut keeps a cheap run's classifier meaningful: a few classes with their images,
+        rather than every class with too few images to learn from.
+        """
+        if k is None or k >= self.num_classes:
+            return self
+        if k < 2:
+            raise DataError(f"--classes must be at least 2 (a classifier needs a choice), got {k}.")
+        kept = [it for it in self.items if it.label < k]
+        return LabelledSet(self.name, self.split, kept, list(self.class_names[:k]), self.variant,
+                           f"{k} classes" if self.subset == "full" else f"{self.subset},{k} classes",
+                           self.expected, dict(self.info))
+
     def fingerprint(self) -> str:
         """SHA-256 over ids, labels and file bytes."""
         h = hashlib.sha256(f"{self.name}/{self.split}".encode())
@@ -185,8 +200,10 @@ def _check_counts(t: CubTables, variant: str) -> list[tuple[str, int, int]]:
 
 @DATASETS.register("cub", task="classification", role="train+test", expected=FULL, convention="top1",
                    summary="CUB-200-2011 (official text files); variant='subset' for a class subset")
-def cub(root: Path, split: str = "test", limit: int | None = None, *, variant: str = "full") -> LabelledSet:
-    """The train or test images with labels; header-checked (size, mode) after ``--limit``."""
+def cub(root: Path, split: str = "test", limit: int | None = None, *, variant: str = "full",
+        classes: int | None = None) -> LabelledSet:
+    """The train or test images with labels (first ``classes`` classes only, if given), header-checked
+    (size, mode) after ``--limit``."""
     if split not in ("train", "test"):
         raise DataError(f"CUB-200-2011 has no split '{split}'; it has train and test.",
                         fix="Use split='train' or split='test'.", doc=DOC)
@@ -205,7 +222,7 @@ def cub(root: Path, split: str = "test", limit: int | None = None, *, variant: s
     expected = FULL[split] if variant == "full" else None
     full = LabelledSet("cub", split, items, t.class_names(), variant, "full", expected,
                        {"folder": str(t.folder), "classes": str(len(index))})
-    kept = full.limit(limit)
+    kept = full.first_classes(classes).limit(limit)
     rep = VerifyReport(f"CUB-200-2011 {split}", t.folder)
     unreadable: list[str] = []
     channels: list[tuple[str, str]] = []
@@ -219,9 +236,10 @@ def cub(root: Path, split: str = "test", limit: int | None = None, *, variant: s
 
 @DATASETS.register("cub_subset", task="classification", role="train+test", expected=None, convention="top1",
                    summary="a class subset of CUB-200-2011 in the official format (e.g. shared/cub100_subset_227)")
-def cub_subset(root: Path, split: str = "test", limit: int | None = None) -> LabelledSet:
+def cub_subset(root: Path, split: str = "test", limit: int | None = None, *,
+               classes: int | None = None) -> LabelledSet:
     """``cub`` with ``variant="subset"``: for callers that pass only (root, split, limit)."""
-    return cub(root, split, limit, variant="subset")
+    return cub(root, split, limit, variant="subset", classes=classes)
 
 
 @register_verifier("cub")

@@ -63,9 +63,15 @@ def folder_items(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path
     pred, target = index(pred_dir), index(target_dir)
     if not pred:
         raise DataError(f"Folder {pred_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-    missing = sorted(set(pred) ^ set(target))
-    if missing:
-        raise DataError(f"{len(missing)} image(s) have no partner by file name, first: '{missing[0]}'.",
+    only_pred, only_target = sorted(set(pred) - set(target)), sorted(set(target) - set(pred))
+    if only_pred or only_target:
+        def names(keys: list[str]) -> str:
+            shown = ", ".join(f"'{k}'" for k in keys[:5])
+            return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+        sides = [f"only in {d}: {names(k)}" for d, k in ((pred_dir, only_pred), (target_dir, only_target)) if k]
+        raise DataError(f"{len(only_pred) + len(only_target)} image(s) have no partner by file name ("
+                        + "; ".join(sides) + ").",
                         fix="Restored and target folders must hold the same file names (extension aside).")
     return [(k, pred[k], target[k]) for k in sorted(pred)]
 

@@ -66,8 +66,10 @@ def _load_cub(cfg: dict[str, Any], split: str):
         if alt is None or cfg["dataset"] == "cub":
             raise
         root, num_classes = alt, len(read_tables(alt).classes)
+    classes = cfg.get("classes")
+    num_classes = min(num_classes, classes or num_classes)
     k = (cfg.get("limit_per_class") or {}).get(split)
-    return loader(root, split=split, limit=None if k is None else k * num_classes)
+    return loader(root, split=split, limit=None if k is None else k * num_classes, classes=classes)
 
 
 def _provenance(ctx: JobContext, subset: str) -> dict[str, Any]:
@@ -137,8 +139,11 @@ def prepare_cub(ctx: JobContext) -> dict[str, Any]:
             classes = ls.class_names
             truncated = truncated or ls.subset != "full"
         lim = cfg.get("limit_per_class") or {}
-        # "truncated:<train>+<test>/class": rows are test-set results of a classifier trained on a cut train set.
-        subset = f"truncated:{lim.get('train')}+{lim.get('test')}/class" if truncated else "full"
+        # "truncated:<train>+<test>/class[,<k> classes]": test-set results of a classifier trained on a cut
+        # train set (and, with --classes, on the first k classes only).
+        cut = ([f"{lim.get('train')}+{lim.get('test')}/class"] if lim else []) + (
+            [f"{len(classes)} classes"] if cfg.get("classes") else [])
+        subset = "truncated:" + ",".join(cut) if truncated else "full"
         dataset = cfg["dataset"]
     info = {"source": cfg["source"], "dataset": dataset, "subset": subset, "num_classes": len(classes),
             "class_names": classes, "counts": counts, "stage": "clean"}
@@ -180,7 +185,8 @@ def restore_cub(ctx: JobContext) -> dict[str, Any]:
     train = ctx.job.inputs["model"]
     frame, info = read_images_csv(ctx.input("images"))
     model = build_baseline(train.config["baseline"], **train.config.get("baseline_kwargs", {}))
-    state = torch.load(ctx.input("model") / "model.pt", map_location="cpu", weights_only=True)
+    step, weights = _restore_weights(ctx)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     model = model.to(ctx.device).eval()
     rows, t0 = [], time.perf_counter()
@@ -197,10 +203,27 @@ def restore_cub(ctx: JobContext) -> dict[str, Any]:
         ctx.progress.remove_task(task)
     seconds = time.perf_counter() - t0
     out = {**info, "stage": "restored", "baseline": train.config["baseline"],
-           "losses": train.config["losses"], "train_config_hash": train.key}
+           "losses": train.config["losses"], "train_config_hash": train.key,
+           "select": ctx.job.config.get("select", "last"), "selected_step": step}
     _write_images(ctx.out_dir, rows, out)
-    ctx.log(f"[cub] {len(rows)} images restored by {train.config['baseline']} in {seconds:.1f}s")
-    return {"n": len(rows), "baseline": train.config["baseline"], "seconds": round(seconds, 3)}
+    ctx.log(f"[cub] {len(rows)} images restored by {train.config['baseline']} (step {step}) in {seconds:.1f}s")
+    return {"n": len(rows), "baseline": train.config["baseline"], "step": step, "seconds": round(seconds, 3)}
+
+
+def _restore_weights(ctx: JobContext) -> tuple[int, Path]:
+    """(step, weights file): the final model, or the snapshot the ``selection`` evaluate job picked."""
+    from bench.errors import BenchError
+    from bench.jobs.evaluate import candidates
+
+    options = candidates(ctx.input("model"))
+    if "selection" not in ctx.job.inputs:
+        return options[-1][0], ctx.input("model") / "model.pt"
+    picked = pd.read_csv(ctx.input("selection") / "summary.csv")["selected_step"].iloc[0]
+    found = [o for o in options if o[0] == int(picked)]
+    if not found:
+        raise BenchError(f"The selected checkpoint (step {picked}) is not among the train job's files "
+                         f"({', '.join(str(s) for s, _ in options)}).", fix="Rerun the train job with --force.")
+    return found[0]
 
 
 @job_kind("finetune_classifier")
@@ -278,7 +301,9 @@ def classify_job(ctx: JobContext) -> dict[str, Any]:
     value = top1(pred, test.labels)
     wall = round(time.perf_counter() - t0, 3)
     summary = pd.DataFrame([{"metric": metric, "value": value, "n": len(test), "convention": convention,
-                             "dataset": info["dataset"], "stage": info["stage"], **prov, "wall_time_s": wall}])
+                             "dataset": info["dataset"], "stage": info["stage"], **prov,
+                             "select": cfg.get("select", "last"), "selected_step": info.get("selected_step", ""),
+                             "wall_time_s": wall}])
     write_csv(ctx.out_dir / "summary.csv", summary)
     ctx.log(f"[classify] {cfg['row']} {cfg.get('task', '')} {cfg.get('loss_set', '')} {model.arch}: "
             f"{metric} = {value:.2f}% on {len(test)} images")

@@ -34,14 +34,15 @@ def render_job(ctx: JobContext) -> dict[str, Any]:
     cfg = ctx.job.config
     results = gather(ctx)
     if cfg["table"] == "figure7":
-        from bench.report.figures import figure7
+        from bench.report.figures import figure7, figure7_caption
         from bench.report.tables import banner
 
         write_csv(ctx.out_dir / "figure7_results.csv", results)
         prefix = "" if cfg["is_reproduction"] else f"[{cfg['profile'].upper()} RUN, not a reproduction] "
-        files = figure7(results, ctx.out_dir, prefix)
+        missing = "" if cfg.get("top1", True) else "CUB-200-2011 was not found under the data root"
+        files = figure7(results, ctx.out_dir, prefix, top1_note=missing)
         note = banner(cfg["profile"], cfg["is_reproduction"], sorted(set(results["subset"].astype(str))))
-        write_text(ctx.out_dir / "figure7.txt", note + "\n")
+        write_text(ctx.out_dir / "figure7.txt", note + "\n" + figure7_caption(results, missing) + "\n")
         return {"files": [f.name for f in files] + ["figure7_results.csv", "figure7.txt"]}
     write_csv(ctx.out_dir / f"table{cfg['table']}_results.csv", results)
     layout = BUILDERS[cfg["table"]](results, cfg["profile"], cfg["is_reproduction"])

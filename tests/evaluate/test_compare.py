@@ -305,7 +305,8 @@ def test_cli_evaluate_refusals(case: str, tmp_path: Path) -> None:
         args["--metrics"] = "psnr,is"
     res = CliRunner().invoke(cli.app, ["evaluate", *[x for kv in args.items() for x in kv]])
     assert res.exit_code != 0 and isinstance(res.exception, BenchError), res.output
-    expected = {"unpaired": "no partner by file name, first: '3'", "missing_dir": "does not exist",
+    expected = {"unpaired": f"no partner by file name (only in {tmp_path / 'pred'}: '3')",
+                "missing_dir": "does not exist",
                 "classification_set": "not by image metrics", "unknown_dataset": "dense_haze",
                 "refused_is": "Inception Score"}[case]
     assert expected in str(res.exception)
