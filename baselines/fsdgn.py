@@ -37,6 +37,21 @@ def _resize_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Ten
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
+def _dense_fuse(x: torch.Tensor, others: list[torch.Tensor], there: nn.ModuleList, back: nn.ModuleList) -> torch.Tensor:
+    """Fuse ``x`` with each of ``others`` in turn: through the first ``n - i`` blocks of ``there`` to the
+    i-th one's scale, subtract it, back through the same blocks of ``back`` in reverse, add."""
+    n, fused = len(there), x
+    for i, target in enumerate(others):
+        ft = fused
+        for m in list(there)[: n - i]:
+            ft = m(ft)
+        ft = _resize_to(ft, target.shape[-2:]) - target
+        for m in reversed(list(back)[: n - i]):
+            ft = m(ft)
+        fused = _resize_to(fused, ft.shape[-2:]) + ft
+    return fused
+
+
 class EncoderFusion(nn.Module):
     """Dense feature fusion on the way down (official ``Encoder_MDCBlock1``).
 
@@ -57,17 +72,7 @@ class EncoderFusion(nn.Module):
             a = b
 
     def forward(self, coarse: torch.Tensor, finer: list[torch.Tensor]) -> torch.Tensor:
-        n = len(self.up_convs)
-        fused = coarse
-        for i, target in enumerate(finer):
-            ft = fused
-            for j in range(n - i):
-                ft = self.up_convs[j](ft)
-            ft = _resize_to(ft, target.shape[-2:]) - target
-            for j in range(n - i):
-                ft = self.down_convs[n - i - j - 1](ft)
-            fused = _resize_to(fused, ft.shape[-2:]) + ft
-        return fused
+        return _dense_fuse(coarse, finer, self.up_convs, self.down_convs)
 
 
 class DecoderFusion(nn.Module):
@@ -85,17 +90,7 @@ class DecoderFusion(nn.Module):
             a = b
 
     def forward(self, fine: torch.Tensor, coarser: list[torch.Tensor]) -> torch.Tensor:
-        n = len(self.down_convs)
-        fused = fine
-        for i, target in enumerate(coarser):
-            ft = fused
-            for j in range(n - i):
-                ft = self.down_convs[j](ft)
-            ft = _resize_to(ft, target.shape[-2:]) - target
-            for j in range(n - i):
-                ft = self.up_convs[n - i - j - 1](ft)
-            fused = _resize_to(fused, ft.shape[-2:]) + ft
-        return fused
+        return _dense_fuse(fine, coarser, self.down_convs, self.up_convs)
 
 
 class Down(nn.Module):

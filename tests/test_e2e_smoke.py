@@ -314,7 +314,7 @@ def test_truncated_table2_on_real_cub(smoke_all) -> None:
     assert [r[0] for r in rows] == ["w/o DiffLoss", "w/ DiffLoss"] and all(r[3] == r[6] == "n/c" for r in rows)
     classify = [pd.read_csv(f, keep_default_na=False) for f in (base / "runs").glob("*/per_image.csv")]
     real = [f for f in classify if "classifier" in f.columns and f["profile"].eq("truncated").all()]
-    assert len(real) == 2 * (2 + 3 + 2)  # two classifiers x (clean, three degraded, two restored)
+    assert len(real) == 2 * (1 + 3 + 2)  # two classifiers x (clean, three degraded, two restored)
     for f in real:
         assert len(f) == 20 and f["dataset"].eq("cub_subset").all() and set(f["label"]) == set(range(10))
         assert f["subset"].eq("truncated:4+2/class,10 classes").all()

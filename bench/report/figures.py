@@ -44,20 +44,21 @@ def figure7(results: pd.DataFrame, out_dir: Path, title_prefix: str, top1_note: 
         if col not in frame:
             frame[col] = float("nan")
     gammas = sorted(frame["gamma"].unique())
+    named = lambda col: ", ".join(sorted(set(frame.loc[frame[col].notna(), "dataset"].astype(str))))  # noqa: E731
     fig, ax = plt.subplots(figsize=(6.2, 3.9), dpi=150)
     _curve(ax, frame, "psnr", gammas, "tab:blue", "PSNR")
     handles, labels = ax.get_legend_handles_labels()
     if frame["top1_v"].notna().any():
         ax2 = ax.twinx()
         _curve(ax2, frame, "top1_v", gammas, "tab:red", "Top-1 V")
-        ax2.set_ylabel("Top-1 V (%), VGG16 on restored foggy CUB", color="tab:red", fontsize=8)
+        ax2.set_ylabel(f"Top-1 V (%), VGG16 on restored foggy {named('top1_v')}", color="tab:red", fontsize=8)
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     elif top1_note:
         fig.text(0.01, 0.01, f"Top-1 V not drawn: {top1_note}", fontsize=6, color="tab:red")
     ax.set_xticks(list(range(len(gammas))), [f"{g:g}" for g in gammas])
     ax.set_xlabel("DiffLoss weight γ (λ = 0)")
-    ax.set_ylabel("PSNR (dB), Dense-Haze test", color="tab:blue")
+    ax.set_ylabel(f"PSNR (dB), {named('psnr')} test", color="tab:blue", fontsize=8)
     ax.set_title(f"{title_prefix}Figure 7: PSNR and Top-1 V vs γ, MSBDN", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(handles, labels, fontsize=6, loc="best")
