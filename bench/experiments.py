@@ -207,9 +207,9 @@ def build_table(table: int | str, profile: Profile, seeds: int = 1, data_root: P
     cfg: dict[str, Any] = {"table": table, "profile": profile.name, "rows": specs,
                            "is_reproduction": profile.is_reproduction}
     if table == "figure7":
-        from bench.experiments_table2 import cub_available, figure7_top1_jobs
+        from bench.experiments_table2 import figure7_has_top1, figure7_top1_jobs
 
-        cfg["top1"] = cub_available(profile, data_root)  # False: the figure says CUB was not found
+        cfg["top1"] = figure7_has_top1(profile, data_root)  # False: the figure says CUB was not found
         if cfg["top1"]:
             for spec, job in figure7_top1_jobs(profile, data_root, trained):
                 inputs[f"row{len(specs):03d}"] = job

@@ -107,7 +107,7 @@ def restore_job(profile: Profile, train: Job, degraded: Job, selection: Job | No
     ``evaluate`` job with ``select="best:<metric>"``) picked."""
     cfg: dict[str, Any] = {"profile": profile.name}
     inputs = {"model": train, "images": degraded}
-    label = f"restore:{train.config['baseline']}+{train.label.split('+', 1)[-1]}/{degraded.config['degradation']}"
+    label = f"restore:{train.label.removeprefix('train:')}/{degraded.config['degradation']}"
     if selection is not None:  # only then, so Table 2's restore jobs keep their hashes
         cfg["select"] = selection.config["select"]
         inputs["selection"] = selection
@@ -182,24 +182,20 @@ def figure7_top1_jobs(profile: Profile, data_root: Path | None,
     return out
 
 
-def cub_available(profile: Profile, data_root: Path | None) -> bool:
-    """Can ``prepare_cub`` find CUB for this profile? (The smoke profile always can: it builds its own.)"""
-    if profile.embedded_data:
+def figure7_has_top1(profile: Profile, data_root: Path | None) -> bool:
+    """Does Figure 7 draw Top-1 V? Smoke: always (its own CUB stand-in). Paper: always, so a missing CUB
+    stops the run with ``prepare_cub``'s error, as for Table 2. Truncated: when CUB is under the data root.
+    """
+    if profile.embedded_data or profile.is_reproduction:
         return True
-    if data_root is None:
-        return False
-    from bench.data.cub import read_tables
-    from bench.data.verify import child_dir
     from bench.errors import DataError, MissingFileError
-    from bench.jobs.classify import CUB_SUBSET_FOLDERS
+    from bench.jobs.classify import locate_cub
 
-    for root in [data_root, *(child_dir(data_root, n) for n in CUB_SUBSET_FOLDERS)]:
-        try:
-            if root is not None and read_tables(root).classes:
-                return True
-        except (MissingFileError, DataError):
-            continue
-    return False
+    try:
+        locate_cub(Path(data_root), cub_data_job(profile, data_root).config["dataset"])  # type: ignore[arg-type]
+    except (MissingFileError, DataError):
+        return False
+    return True
 
 
 def row_spec(job: Job) -> dict[str, Any]:

@@ -52,6 +52,14 @@ def test_without_cub_the_figure_keeps_psnr_and_says_why(tmp_path: Path) -> None:
     assert {j.kind for j in fig.inputs.values()} == {"evaluate"} and len(fig.inputs) == 2 * len(FIGURE7_GAMMAS)
 
 
+def test_paper_profile_never_drops_top1(tmp_path: Path) -> None:
+    """Without CUB the paper profile keeps its Top-1 V jobs, so prepare_cub stops the run (as for Table 2)."""
+    fig = build_table("figure7", get_profile("paper"), data_root=tmp_path)
+    assert fig.config["top1"] is True
+    (data,) = jobs_by_kind(fig)["prepare_cub"]
+    assert data.config["dataset"] == "cub" and data.config["limit_per_class"] is None
+
+
 def test_cub_subset_in_shared_data_is_found() -> None:
     from bench.testing import shared_path
 

@@ -50,22 +50,31 @@ def _write_images(out_dir: Path, rows: list[dict[str, Any]], info: dict[str, Any
     write_json(out_dir / DATA_JSON, info)
 
 
-def _load_cub(cfg: dict[str, Any], split: str):
-    """The CUB LabelledSet of ``split``, limited to ``limit_per_class`` images per class (balanced)."""
+def locate_cub(root: Path, dataset: str) -> tuple[Path, int]:
+    """(folder holding CUB's text files, number of classes) under a data root.
+
+    ``root`` itself, or, for the subset loader (``cub_subset``), one of ``CUB_SUBSET_FOLDERS`` below
+    it. Raises the loader's own missing-file or data error when neither holds CUB.
+    """
     from bench.data.cub import read_tables
     from bench.data.verify import child_dir
     from bench.errors import DataError, MissingFileError
-    from bench.registry import DATASETS
 
-    root = Path(cfg["root"])
-    loader = DATASETS.get(cfg["dataset"])
     try:
-        num_classes = len(read_tables(root).classes)
+        return root, len(read_tables(root).classes)
     except (MissingFileError, DataError):
         alt = next((d for d in (child_dir(root, n) for n in CUB_SUBSET_FOLDERS) if d is not None), None)
-        if alt is None or cfg["dataset"] == "cub":
+        if alt is None or dataset == "cub":
             raise
-        root, num_classes = alt, len(read_tables(alt).classes)
+        return alt, len(read_tables(alt).classes)
+
+
+def _load_cub(cfg: dict[str, Any], split: str):
+    """The CUB LabelledSet of ``split``, limited to ``limit_per_class`` images per class (balanced)."""
+    from bench.registry import DATASETS
+
+    root, num_classes = locate_cub(Path(cfg["root"]), cfg["dataset"])
+    loader = DATASETS.get(cfg["dataset"])
     classes = cfg.get("classes")
     num_classes = min(num_classes, classes or num_classes)
     k = (cfg.get("limit_per_class") or {}).get(split)

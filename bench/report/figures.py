@@ -10,6 +10,16 @@ import pandas as pd
 SELECTS = {"best:psnr": ("o", "-", "best snapshot (paper's rule)"), "last": ("s", "--", "last iterate")}
 
 
+def _with_gamma(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with a numeric ``gamma`` column (from the loss-set name) and every metric column."""
+    frame = results.copy()
+    frame["gamma"] = frame["loss_set"].str.removeprefix("diffloss_gamma").astype(float)
+    for col in ("psnr", "ssim", "top1_v"):
+        if col not in frame:
+            frame[col] = float("nan")
+    return frame
+
+
 def _curve(ax, frame: pd.DataFrame, column: str, gammas: list[float], color: str, name: str) -> None:
     """One line per checkpoint rule; a band from min to max when several seeds were run."""
     xs = list(range(len(gammas)))
@@ -38,11 +48,7 @@ def figure7(results: pd.DataFrame, out_dir: Path, title_prefix: str, top1_note: 
 
     from bench.io import atomic_path
 
-    frame = results.copy()
-    frame["gamma"] = frame["loss_set"].str.removeprefix("diffloss_gamma").astype(float)
-    for col in ("psnr", "top1_v"):
-        if col not in frame:
-            frame[col] = float("nan")
+    frame = _with_gamma(results)
     gammas = sorted(frame["gamma"].unique())
     named = lambda col: ", ".join(sorted(set(frame.loc[frame[col].notna(), "dataset"].astype(str))))  # noqa: E731
     fig, ax = plt.subplots(figsize=(6.2, 3.9), dpi=150)
@@ -75,10 +81,9 @@ def figure7(results: pd.DataFrame, out_dir: Path, title_prefix: str, top1_note: 
 
 def figure7_caption(results: pd.DataFrame, top1_note: str = "") -> str:
     """What the figure shows, on what data, and its numbers (``figure7.txt``, beside the PNG)."""
-    frame = results.copy()
-    frame["gamma"] = frame["loss_set"].str.removeprefix("diffloss_gamma").astype(float)
-    has_top1 = "top1_v" in frame and frame["top1_v"].notna().any()
-    psnr = frame[frame["psnr"].notna()] if "psnr" in frame else frame.iloc[0:0]
+    frame = _with_gamma(results)
+    has_top1 = frame["top1_v"].notna().any()
+    psnr = frame[frame["psnr"].notna()]
     sets = lambda f: ", ".join(sorted({f"{d} ({s})" for d, s in zip(f["dataset"], f["subset"])}))  # noqa: E731
     lines = [f"PSNR: MSBDN per gamma (lambda = 0), tested on {sets(psnr)}."]
     if "train_dataset" in psnr and psnr["train_dataset"].astype(str).ne("").any():
@@ -92,7 +97,7 @@ def figure7_caption(results: pd.DataFrame, top1_note: str = "") -> str:
         lines.append(f"Top-1 V: not drawn ({top1_note or 'no classification rows'}).")
     lines += ["", "| gamma | checkpoint | PSNR (dB) | SSIM | Top-1 V (%) |", "|---|---|---|---|---|"]
     for (g, sel), grp in frame.groupby(["gamma", "select"], sort=True):
-        vals = [grp[c].mean() if c in grp and grp[c].notna().any() else None for c in ("psnr", "ssim", "top1_v")]
+        vals = [grp[c].mean() if grp[c].notna().any() else None for c in ("psnr", "ssim", "top1_v")]
         cells = [f"{v:{f}}" if v is not None else "–" for v, f in zip(vals, (".2f", ".4f", ".2f"))]
         lines.append(f"| {g:g} | {SELECTS.get(sel, ('', '', sel))[2]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
