@@ -47,6 +47,7 @@ def _device(name: str) -> str:
 def run(
     table: Annotated[int | None, typer.Option("--table", "-t", help="Paper table to reproduce (1-4).")] = None,
     figure: Annotated[int | None, typer.Option("--figure", help="Paper figure to reproduce (7).")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every table, then every figure, in one process.")] = False,
     profile: Annotated[str, typer.Option(help="smoke | truncated | paper")] = "smoke",
     seeds: Annotated[int, typer.Option(min=1, help="Train every row with this many seeds.")] = 1,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None,
@@ -62,23 +63,30 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the job graph and exit.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Build and run the job graph of a table (or figure), then publish it under tables/."""
+    """Build and run the job graph of a table (or figure, or all of them), then publish it under tables/.
+
+    ``--all`` runs the targets one after another in this process: a finished reproduction is
+    re-checked in seconds, where one process per target paid torch's import each time.
+    """
     from bench import pipeline
 
-    if (table is None) == (figure is None):
-        raise BenchError("Give exactly one of --table N or --figure N.", fix="For example: bench run --table 1.")
+    if sum((table is not None, figure is not None, every)) != 1:
+        raise BenchError("Give exactly one of --table N, --figure N or --all.", fix="For example: bench run --table 1.")
+    targets = ([(t, None) for t in pipeline.TABLES] + [(None, f) for f in pipeline.FIGURES]) if every else [
+        (table, figure)]
     root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
-    spec = pipeline.RunSpec(table=table, figure=figure, profile=profile, seeds=seeds, baselines=baseline or None,
-                            data_root=root, limit=limit, classes=classes, steps=steps)
-    graph = pipeline.build(spec)
     store = pipeline.store(runs_dir)
-    if dry_run:
-        _print_plan(pipeline.plan(graph, store))
-        return
-    published = pipeline.execute(graph, store, device=_device(device), force=force, progress=progress,
-                                 tables_dir=tables_dir)
-    for p in published:
-        console.print(f"wrote {p}")
+    for t, f in targets:
+        spec = pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds, baselines=baseline or None,
+                                data_root=root, limit=limit, classes=classes, steps=steps)
+        graph = pipeline.build(spec)
+        if dry_run:
+            _print_plan(pipeline.plan(graph, store))
+            continue
+        published = pipeline.execute(graph, store, device=_device(device), force=force, progress=progress,
+                                     tables_dir=tables_dir)
+        for p in published:
+            console.print(f"wrote {p}")
 
 
 def _print_plan(rows: list[tuple[str, str, str, str]]) -> None:

@@ -35,6 +35,20 @@ def test_unknown_table(capsys, monkeypatch) -> None:
     assert "Error: Unknown table 9." in out and "Traceback" not in out
 
 
+@pytest.mark.parametrize("args", [[], ["--table", "1", "--all"], ["--table", "1", "--figure", "7"]])
+def test_run_needs_exactly_one_target(args: list[str], capsys, monkeypatch) -> None:
+    code, out = run_cli(["run", *args, "--dry-run"], capsys, monkeypatch)
+    assert code == 2 and "Give exactly one of --table N, --figure N or --all." in out
+
+
+def test_all_plans_every_table_then_figure_in_one_process(capsys, monkeypatch, tmp_path: Path) -> None:
+    code, out = run_cli(["run", "--all", "--dry-run", "--runs-dir", str(tmp_path)], capsys, monkeypatch)
+    assert code == 0
+    renders = [w for w in out.split() if w.startswith("render:")]
+    assert renders == ["render:table1", "render:table2", "render:table3", "render:table4", "render:figure7"]
+    assert out.count("job graph") == 5
+
+
 def test_unknown_profile_suggests(capsys, monkeypatch) -> None:
     code, out = run_cli(["run", "--table", "1", "--profile", "smok", "--dry-run"], capsys, monkeypatch)
     assert code == 2 and "Did you mean 'smoke'?" in out

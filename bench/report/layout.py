@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from scipy import stats
-
 
 @dataclass(frozen=True)
 class MetricCol:
@@ -39,6 +37,8 @@ class Cell:
             return None
         m = sum(vals) / len(vals)
         sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+        from scipy import stats  # here, not at import: 1.4 s that single-seed tables never need
+
         return float(stats.t.ppf(0.975, len(vals) - 1) * sd / math.sqrt(len(vals)))
 
 
