@@ -111,7 +111,9 @@ def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monke
     train, _ = g.data_job("deraining", "train")
     test, _ = g.data_job("deraining", "test")
     assert train.config["stand_in_for"] == "rain13k" and test.config == {
-        "source": "real", "dataset": "rain100h", "root": str(root), "limit": 3, "splits": ["test"]}
+        "source": "real", "dataset": "rain100h", "limit": 3, "splits": ["test"],
+        "fingerprint": test.config["fingerprint"]}
+    assert test.params == {"root": str(root)} and len(test.config["fingerprint"]["test"]) == 64
 
 
 def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
@@ -123,9 +125,12 @@ def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
     assert job.config["source"] == "real" and "stand_in_for" not in job.config
 
 
-def test_truncated_profile_takes_the_official_prior_when_present(monkeypatch, tmp_path: Path) -> None:
-    """REPRODUCE.md, Profiles: truncated uses the smoke prior unless the official 256x256 file is present."""
+def test_truncated_profile_keeps_the_smoke_prior_unless_one_is_named(monkeypatch, tmp_path: Path) -> None:
+    """REPRODUCE.md, Profiles: finding the official file does not change a truncated run; --prior does."""
+    import torch
+
     from bench import pipeline, weights
+    from bench.prior import create_adm
     from bench.testing import shared_path
 
     spec = pipeline.RunSpec(table=1, profile="truncated", data_root=shared_path("data"), baselines=["efderain"])
@@ -136,9 +141,15 @@ def test_truncated_profile_takes_the_official_prior_when_present(monkeypatch, tm
         if job.kind == "train" and "diffloss" in job.config["losses"]:
             yield job
 
-    monkeypatch.setattr(weights, "find", lambda name: None)
-    (smoke,) = set(trains(pipeline.build(spec)))
-    assert "prior" in smoke.inputs and "prior_weights" not in smoke.config
     monkeypatch.setattr(weights, "find", lambda name: tmp_path / "256x256_diffusion_uncond.pt")
-    (official,) = set(trains(pipeline.build(spec)))
-    assert "prior" not in official.inputs and official.config["prior_weights"] == "adm256_uncond"
+    (smoke,) = set(trains(pipeline.build(spec)))
+    assert "prior" in smoke.inputs and "prior" not in smoke.config
+    kwargs = dict(image_size=64, num_channels=32, num_res_blocks=1, channel_mult="1,2", attention_resolutions="16",
+                  num_head_channels=32, learn_sigma=True, use_scale_shift_norm=True, resblock_updown=True)
+    torch.save({"adm_kwargs": kwargs, "state_dict": create_adm(**kwargs).state_dict()}, tmp_path / "p64.pt")
+    plan = pipeline.build_plan(pipeline.RunSpec(**{**spec.__dict__, "prior": str(tmp_path / "p64.pt")}))
+    (named,) = set(trains(plan.graph))
+    assert "prior" not in named.inputs and named.config["prior"]["kind"] == "file"
+    assert named.config["prior"]["adm_kwargs"]["image_size"] == 64 and len(named.config["prior"]["sha256"]) == 64
+    assert named.params["prior_path"] == str(tmp_path / "p64.pt")
+    assert plan.profile.patch == 64 and named.config["train"]["patch"] == 64  # trains at the prior's size
