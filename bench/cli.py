@@ -285,8 +285,11 @@ def data_verify(
     from bench.data.verify import verify_dataset
 
     report = verify_dataset(dataset, root)
-    console.print(report.summary())
+    console.print(report.summary(), highlight=False, markup=False, soft_wrap=True)
     if not report.ok:
+        # every problem, each with up to 10 of the files it affects and their count
+        for line in report.details()[1:]:
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
