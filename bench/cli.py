@@ -211,6 +211,29 @@ def compare(
         Console().print(out)  # the result goes to stdout (pipeable); bench's console is stderr
 
 
+def _check_out_writable(out: Path) -> None:
+    """``bench evaluate --out``: refuse, before any scoring (which can take minutes), a path that cannot be written.
+
+    The folder is created as the CSV writer would, then probed with a temporary file that vanishes on close.
+    """
+    import tempfile
+
+    fix = "Pass --out under a folder you can write, e.g. --out results/scores.csv."
+    if out.is_dir():
+        raise BenchError(f"--out {out} is a folder, not a CSV file name.",
+                         fix=f"Pass a file in it, e.g. --out {out / 'scores.csv'}.")
+    existing = next((p for p in (out.parent, *out.parent.parents) if p.exists()), out.parent)
+    if not existing.is_dir():
+        raise BenchError(f"Cannot write --out {out}: {existing} is a file, not a folder.", fix=fix)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        raise BenchError(f"Cannot write --out {out}: its folder {out.parent} cannot be created or written "
+                         f"({e.strerror or e}).", fix=fix) from None
+
+
 @app.command()
 def evaluate(
     pred: Annotated[Path, typer.Option(help="Folder of restored images.")],
@@ -238,6 +261,7 @@ def evaluate(
         raise BenchError("No metric given.", fix="For example: --metrics psnr,ssim,lpips,fid.")
     dev = _device(device)
     pairs = folder_items(pred, target)
+    _check_out_writable(out)  # before scoring, which can take minutes
     rows, summary = score(load_items(pairs), names, convention, dev)
     env = environment(dev) | {"dataset": dataset, "subset": "full", "profile": "user", "pred_dir": str(pred),
                               "target_dir": str(target)}

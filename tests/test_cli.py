@@ -153,3 +153,31 @@ def test_truncated_profile_keeps_the_smoke_prior_unless_one_is_named(monkeypatch
     assert named.config["prior"]["adm_kwargs"]["image_size"] == 64 and len(named.config["prior"]["sha256"]) == 64
     assert named.params["prior_path"] == str(tmp_path / "p64.pt")
     assert plan.profile.patch == 64 and named.config["train"]["patch"] == 64  # trains at the prior's size
+
+
+@pytest.mark.parametrize("case", ["proc", "file_parent", "folder"])
+def test_evaluate_out_that_cannot_be_written(case: str, capsys, monkeypatch, tmp_path: Path) -> None:
+    """``bench evaluate --out`` under a folder that cannot be made: one sentence + fix, exit 2, nothing written."""
+    from PIL import Image
+
+    for side in ("pred", "gt"):
+        (tmp_path / side).mkdir()
+        Image.new("RGB", (16, 16), (90, 120, 30)).save(tmp_path / side / "1.png")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out, expected = {
+        "proc": (Path("/proc/nope/x.csv"), "Cannot write --out /proc/nope/x.csv: its folder /proc/nope cannot be "
+                 "created or written"),
+        "file_parent": (blocker / "sub" / "x.csv", f"Cannot write --out {blocker / 'sub' / 'x.csv'}: {blocker} is "
+                        "a file, not a folder."),
+        "folder": (tmp_path / "pred", f"--out {tmp_path / 'pred'} is a folder, not a CSV file name."),
+    }[case]
+    if case == "proc" and not Path("/proc").is_dir():
+        pytest.skip("no /proc on this system")
+    before = sorted(tmp_path.rglob("*"))
+    code, text = run_cli(["evaluate", "--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "gt"),
+                          "--dataset", "lol", "--metrics", "psnr", "--device", "cpu", "--out", str(out)],
+                         capsys, monkeypatch)
+    assert code == 2, text
+    assert f"Error: {expected}" in text and "Fix: Pass" in text and "Traceback" not in text
+    assert sorted(tmp_path.rglob("*")) == before and blocker.read_text() == ""  # nothing written
