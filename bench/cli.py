@@ -240,25 +240,20 @@ def evaluate(
     target: Annotated[Path, typer.Option(help="Folder of ground-truth images with the same file names.")],
     dataset: Annotated[str, typer.Option(help="Data set whose metric convention applies (bench ls datasets).")],
     out: Annotated[Path, typer.Option(help="Per-image CSV to write (the set-level summary goes beside it).")],
-    metrics: Annotated[str, typer.Option(help="Comma-separated metric names (psnr,ssim,lpips,fid).")] = "psnr,ssim",
+    metrics: Annotated[str, typer.Option(help="Comma-separated metric names (psnr,ssim,lpips,fid,kid).")] = "psnr,ssim",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    convention: Annotated[str | None, typer.Option(
+        help="PSNR/SSIM convention instead of the data set's default (e.g. y-pyiqa-rounded).")] = None,
 ) -> None:
     """Score any folder of restored images against ground truth, with the data set's convention."""
     import pandas as pd
 
-    from bench.evaluate.metrics import CONVENTIONS
-    from bench.evaluate.scoring import folder_items, load_items, score
+    from bench.evaluate.scoring import dataset_convention, folder_items, load_items, parse_metrics, score
     from bench.io import write_csv
     from bench.provenance import environment
-    from bench.registry import DATASETS
 
-    convention = DATASETS.meta(dataset).get("convention", "rgb")
-    if convention not in CONVENTIONS:
-        raise BenchError(f"Data set '{dataset}' is scored by '{convention}', not by image metrics, so "
-                         "bench evaluate cannot score it.", fix="Pass a restoration data set (bench ls datasets).")
-    names = list(dict.fromkeys(m.strip().lower() for m in metrics.split(",") if m.strip()))
-    if not names:
-        raise BenchError("No metric given.", fix="For example: --metrics psnr,ssim,lpips,fid.")
+    convention = dataset_convention(dataset, convention)
+    names = parse_metrics(metrics)
     dev = _device(device)
     pairs = folder_items(pred, target)
     _check_out_writable(out)  # before scoring, which can take minutes

@@ -64,8 +64,8 @@ for _g in FIGURE7_GAMMAS:
 #: Per task: (train data set, test data set, metric convention) for real data.
 TASKS: dict[str, tuple[str, str, str]] = {
     "dehazing": ("dense_haze", "dense_haze", "rgb"),
-    "deraining": ("rain13k", "rain100h", "y"),
-    "lowlight": ("lol", "lol", "rgb"),
+    "deraining": ("rain13k", "rain100h", "y-matlab-double"),
+    "lowlight": ("lol", "lol", "rgb-iat"),
 }
 
 TASK_TITLES = {"dehazing": "Dehazing (Dense-Haze)", "deraining": "Deraining (Rain100H)",

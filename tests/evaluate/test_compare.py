@@ -262,10 +262,10 @@ def test_cli_evaluate_pairs_by_name_uses_the_dataset_convention_and_feeds_compar
         assert res.exit_code == 0, res.output
     rows = pd.read_csv(tmp_path / "pb.csv", dtype={"image_id": str})
     assert list(rows["image_id"]) == ["1", "2", "3"] and set(rows["dataset"]) == {"rain100h"}
-    assert all(c.startswith("y|") for c in rows["psnr_convention"])  # Rain100H: Y of YCbCr
+    assert all(c.startswith("y-matlab-double|") for c in rows["psnr_convention"])  # Rain100H: unrounded Y
     pred = torch.from_numpy(np.array(Image.open(tmp_path / "pb" / "2.png"))).permute(2, 0, 1)
     gt = torch.from_numpy(target["2"]).permute(2, 0, 1)
-    direct = build_metric("psnr", "y")(pred[None].float() / 255, gt[None].float() / 255)
+    direct = build_metric("psnr", "y-matlab-double")(pred[None].float() / 255, gt[None].float() / 255)
     assert rows.loc[1, "psnr"] == pytest.approx(direct, abs=1e-6)
     summary = pd.read_csv(tmp_path / "pb_summary.csv")
     assert set(summary["metric"]) == {"psnr", "ssim"} and set(summary["n"]) == {3}
@@ -284,7 +284,7 @@ def test_cli_evaluate_fid_is_set_level_with_n(tmp_path: Path) -> None:
                                        "--out", str(tmp_path / "r.csv")])
     assert res.exit_code == 0, res.output
     rows = pd.read_csv(tmp_path / "r.csv")
-    assert "fid" not in rows.columns and rows["psnr_convention"].str.startswith("rgb|").all()  # LOL: RGB
+    assert "fid" not in rows.columns and rows["psnr_convention"].str.startswith("rgb-iat|").all()  # LOL: IAT
     assert {"lpips", "lpips_convention"} <= set(rows.columns)
     fid = pd.read_csv(tmp_path / "r_summary.csv").set_index("metric").loc["fid"]
     assert fid["n"] == 2 and np.isfinite(fid["value"]) and "pool3-2048" in fid["convention"]
