@@ -100,8 +100,8 @@ def check_same_names(a: Path, names_a: Iterable[str], b: Path, names_b: Iterable
         return shown + (f" and {len(keys) - SHOW_UNPAIRED} more" if len(keys) > SHOW_UNPAIRED else "")
 
     sides = [f"only in {d}: {names(k)}" for d, k in ((a, only_a), (b, only_b)) if k]
-    raise DataError(f"{len(only_a) + len(only_b)} image(s) have no partner by file name (" + "; ".join(sides) + ").",
-                    fix=fix)
+    raise DataError(f"{a} and {b} do not pair: {len(only_a) + len(only_b)} image(s) have no partner by file name ("
+                    + "; ".join(sides) + ").", fix=fix)
 
 
 def folder_items(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path]]:
