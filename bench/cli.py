@@ -194,21 +194,53 @@ def ls(kind: Annotated[Kind, typer.Argument(help="What to list.")]) -> None:
 
 @app.command()
 def compare(
-    a: Annotated[Path, typer.Argument(help="Per-image CSV of the reference run (e.g. without DiffLoss).")],
-    b: Annotated[Path, typer.Argument(help="Per-image CSV of the run compared with it (e.g. with DiffLoss).")],
+    a: Annotated[Path | None, typer.Argument(
+        help="Per-image CSV of the reference run (e.g. without DiffLoss): bench's, BasicSR's or a paper's.")] = None,
+    b: Annotated[Path | None, typer.Argument(help="Per-image CSV of the run compared with it (e.g. with DiffLoss).")
+                 ] = None,
     intersect: Annotated[bool, typer.Option(help="Compare only the images both files hold.")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="rich | md | latex | json | csv")] = "rich",
+    fmt: Annotated[str, typer.Option("--format", help="rich | plain | md | latex | json | csv")] = "rich",
+    id_column: Annotated[str | None, typer.Option(
+        "--id-column", help="The column naming each image (default: image_id, image, name, file or filename).")] = None,
+    higher_better: Annotated[str, typer.Option(
+        "--higher-better", help="Comma-separated metrics where higher is better (for names bench does not know).")
+                             ] = "",
+    lower_better: Annotated[str, typer.Option(
+        "--lower-better", help="Comma-separated metrics where lower is better.")] = "",
+    pred_a: Annotated[Path | None, typer.Option(
+        "--pred-a", help="Folder mode: run A's restored images (scored here with one convention).")] = None,
+    pred_b: Annotated[Path | None, typer.Option("--pred-b", help="Folder mode: run B's restored images.")] = None,
+    target: Annotated[Path | None, typer.Option(help="Folder mode: the ground truth, same file names.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Folder mode: data set whose convention scores both.")] = None,
+    metrics: Annotated[str, typer.Option(help="Folder mode: comma-separated metrics.")] = "psnr,ssim",
+    convention: Annotated[str | None, typer.Option(
+        help="Folder mode: PSNR/SSIM convention instead of the data set's default.")] = None,
+    device: Annotated[str, typer.Option(help="Folder mode: auto | cpu | cuda")] = "auto",
 ) -> None:
-    """Paired comparison of two per-image result files: delta, bootstrap CI, Wilcoxon p, wins."""
-    from rich.console import Console
+    """Paired comparison of two runs: delta, bootstrap CI, Wilcoxon p, wins; per-image CSVs or folders of images."""
+    from bench.evaluate.compare import compare_files, compare_folders, write_result
+    from bench.evaluate.scoring import parse_metrics
 
-    from bench.evaluate.compare import compare_files, format_result
-
-    out = format_result(compare_files(a, b, intersect=intersect), fmt)
-    if isinstance(out, str):
-        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    higher, lower = higher_better.split(","), lower_better.split(",")
+    folder_args = {"--pred-a": pred_a, "--pred-b": pred_b, "--target": target, "--dataset": dataset}
+    if any(v is not None for v in folder_args.values()):
+        if a is not None or b is not None:
+            raise BenchError("Give either two result CSVs or --pred-a/--pred-b/--target/--dataset, not both.",
+                             fix="For folders: bench compare --pred-a A --pred-b B --target GT --dataset rain100h.")
+        missing = [k for k, v in folder_args.items() if v is None]
+        if missing:
+            raise BenchError(f"Folder mode needs {', '.join(missing)} as well.",
+                             fix="Pass --pred-a DIR --pred-b DIR --target DIR --dataset NAME.")
+        result = compare_folders(pred_a, pred_b, target, dataset, parse_metrics(metrics), _device(device),
+                                 convention, higher, lower)
+    elif a is None or b is None:
+        raise BenchError("Give two per-image result CSVs (A then B), or two folders of restored images.",
+                         fix="bench compare A.csv B.csv, or bench compare --pred-a A --pred-b B --target GT "
+                             "--dataset NAME.")
     else:
-        Console().print(out)  # the result goes to stdout (pipeable); bench's console is stderr
+        result = compare_files(a, b, intersect=intersect, id_column=id_column, higher_better=higher,
+                               lower_better=lower)
+    write_result(result, fmt)  # stdout (pipeable); bench's console is stderr
 
 
 def _check_out_writable(out: Path) -> None:
@@ -240,25 +272,20 @@ def evaluate(
     target: Annotated[Path, typer.Option(help="Folder of ground-truth images with the same file names.")],
     dataset: Annotated[str, typer.Option(help="Data set whose metric convention applies (bench ls datasets).")],
     out: Annotated[Path, typer.Option(help="Per-image CSV to write (the set-level summary goes beside it).")],
-    metrics: Annotated[str, typer.Option(help="Comma-separated metric names (psnr,ssim,lpips,fid).")] = "psnr,ssim",
+    metrics: Annotated[str, typer.Option(help="Comma-separated metric names (psnr,ssim,lpips,fid,kid).")] = "psnr,ssim",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    convention: Annotated[str | None, typer.Option(
+        help="PSNR/SSIM convention instead of the data set's default (e.g. y-pyiqa-rounded).")] = None,
 ) -> None:
     """Score any folder of restored images against ground truth, with the data set's convention."""
     import pandas as pd
 
-    from bench.evaluate.metrics import CONVENTIONS
-    from bench.evaluate.scoring import folder_items, load_items, score
+    from bench.evaluate.scoring import dataset_convention, folder_items, load_items, parse_metrics, score
     from bench.io import write_csv
     from bench.provenance import environment
-    from bench.registry import DATASETS
 
-    convention = DATASETS.meta(dataset).get("convention", "rgb")
-    if convention not in CONVENTIONS:
-        raise BenchError(f"Data set '{dataset}' is scored by '{convention}', not by image metrics, so "
-                         "bench evaluate cannot score it.", fix="Pass a restoration data set (bench ls datasets).")
-    names = list(dict.fromkeys(m.strip().lower() for m in metrics.split(",") if m.strip()))
-    if not names:
-        raise BenchError("No metric given.", fix="For example: --metrics psnr,ssim,lpips,fid.")
+    convention = dataset_convention(dataset, convention)
+    names = parse_metrics(metrics)
     dev = _device(device)
     pairs = folder_items(pred, target)
     _check_out_writable(out)  # before scoring, which can take minutes

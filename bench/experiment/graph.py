@@ -90,7 +90,7 @@ class GraphBuilder:
         if data.task == FOLDERS:
             return self._folder_job(data, role), str(data.convention or "rgb")
         task = data.task
-        train_ds, test_ds, _ = TASKS[task]
+        train_ds, test_ds = TASKS[task]
         convention = task_convention(task)
         real = train_ds if role == "train" else test_ds
         if self.profile.embedded_data or self._stand_in(real, role):

@@ -107,10 +107,10 @@ def test_cub_real_subset_split_sizes_and_labels() -> None:
 
 def test_registry_metadata_states_role_count_and_metric_convention() -> None:
     meta = {n: bench.DATASETS.meta(n) for n in ("dense_haze", "rain13k", "rain100h", "lol", "cub")}
-    want = {"task": "deraining", "role": "test", "expected": 100, "convention": "y"}
+    want = {"task": "deraining", "role": "test", "expected": 100, "convention": "y-matlab-double"}
     assert {k: meta["rain100h"][k] for k in want} == want
     assert meta["rain13k"]["expected"] == 13_712 and meta["rain13k"]["role"] == "train"
-    assert meta["lol"]["convention"] == "rgb" and meta["dense_haze"]["convention"] == "rgb"
+    assert meta["lol"]["convention"] == "rgb-iat" and meta["dense_haze"]["convention"] == "rgb"
     assert meta["dense_haze"]["expected"] == 55
     assert meta["cub"]["expected"] == {"train": 5994, "test": 5794, "classes": 200}
     assert bench.DATASETS.get("rain100h") is rain100h
