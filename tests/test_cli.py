@@ -105,7 +105,7 @@ def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monke
     assert "0 done, 9 pending, 0 stale" in out
 
     from bench.config import get_profile
-    from bench.experiments import GraphBuilder
+    from bench.experiment.graph import GraphBuilder
 
     g = GraphBuilder(get_profile("truncated", limit=3), root)
     train, _ = g.data_job("deraining", "train")
@@ -118,7 +118,7 @@ def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monke
 
 def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
     from bench.config import get_profile
-    from bench.experiments import GraphBuilder
+    from bench.experiment.graph import GraphBuilder
 
     g = GraphBuilder(get_profile("paper"), tmp_path)
     job, _ = g.data_job("deraining", "train")

@@ -33,6 +33,15 @@ def read_image_set(ctx: JobContext, input_name: str) -> tuple[pd.DataFrame, dict
     return frame, json.loads(ctx.artifact(input_name, "image_set").read_text())
 
 
+def read_image_set_at(job_dir: Path, kind: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The same from a job folder of ``kind`` (for tools and tests that hold a folder, not a context)."""
+    from bench.graph.job import artifact_of
+
+    frame = pd.read_csv(job_dir / artifact_of(kind, "images").path, keep_default_na=False, dtype={"image_id": str})
+    frame["file"] = [str(job_dir / p) for p in frame["path"]]
+    return frame, json.loads((job_dir / artifact_of(kind, "image_set").path).read_text())
+
+
 def write_image_set(ctx: JobContext, rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     write_csv(ctx.output("images"), pd.DataFrame(rows, columns=list(COLUMNS)))
     write_json(ctx.output("image_set"), info)

@@ -128,12 +128,13 @@ def test_conventions_are_stated_and_distinct() -> None:
                                              ("lol", "rgb-iat"), ("dense_haze", "rgb")])
 def test_dataset_conventions(dataset: str, conv: str) -> None:
     """Rain100H follows PReNet's/RCDNet's MATLAB scripts, LOL IAT's script, Dense-Haze FSDGN's BasicSR metrics."""
-    from bench.experiments import TASKS
+    from bench.experiment.graph import task_convention
+    from bench.experiment.spec import TASKS
     from bench.registry import DATASETS
 
     assert DATASETS.meta(dataset)["convention"] == conv
     assert M.build_metric("psnr", conv).convention_string.startswith(conv + "|")
-    tasks = {test: c for _, test, c in TASKS.values()}
+    tasks = {test: task_convention(t) for t, (_, test) in TASKS.items()}
     assert tasks.get(dataset, conv) == conv  # the experiments score a test set with its data set's convention
 
 
