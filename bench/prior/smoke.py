@@ -5,7 +5,7 @@ learned sigma, attention at the two deepest levels), only narrower and smaller. 
 standard eps-prediction MSE of DDPM (the learned-variance channels get no loss: DiffLoss never
 reads them). Every draw comes from one seeded generator whose state is checkpointed with the
 weights and the optimizer, so an interrupted run resumed from its checkpoint ends with exactly
-the weights of an uninterrupted one.
+the weights of an uninterrupted one. The steps run in the shared engine (``bench.train.engine``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError
-from bench.io import torch_save
 from bench.prior.adm import ADMUNet, create_adm
 from bench.prior.load import freeze
 from bench.prior.schedule import DiffusionSchedule
+from bench.train.checkpoint import CheckpointFiles
+from bench.train.engine import TrainEngine, TrainTask, to_device
 
 CHECKPOINT_FORMAT = "bench-smoke-prior/1"
 
@@ -72,13 +73,62 @@ def eps_mse(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Te
             schedule: DiffusionSchedule) -> torch.Tensor:
     """The DDPM "simple" objective: MSE between the true noise and the predicted eps channels."""
     x_t = schedule.q_sample(x0, t, noise)
-    return (model(x_t, t.to(x0.device))[:, :3] - noise).pow(2).mean()
+    return (model(x_t, to_device(t, x0.device))[:, :3] - noise).pow(2).mean()
 
 
 def _new_model(kwargs: dict[str, Any], seed: int) -> ADMUNet:
     with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the global RNG untouched
         torch.manual_seed(seed)
         return create_adm(**kwargs)
+
+
+class SmokePriorTask(TrainTask):
+    """One step of DDPM's eps-MSE: a crop batch, t and noise, all drawn from the run's one generator."""
+
+    def __init__(self, model: ADMUNet, opt: torch.optim.Optimizer, images: torch.Tensor, gen: torch.Generator, *,
+                 schedule: DiffusionSchedule, image_size: int, batch_size: int, device: torch.device,
+                 identity: dict[str, Any]):
+        self.model, self.opt, self.images, self.gen = model, opt, images, gen
+        self.schedule, self.image_size, self.batch_size, self.device = schedule, image_size, batch_size, device
+        self.identity = identity  # what a checkpoint of this run must match
+        self.losses: list[float] = []
+        self._pending: list[torch.Tensor] = []  # per-step losses still on the device
+
+    def compute(self, done: int) -> dict[str, torch.Tensor]:
+        x0 = to_device(_batch(self.images, self.image_size, self.batch_size, self.gen), self.device)
+        t = torch.randint(0, self.schedule.num_timesteps, (self.batch_size,), generator=self.gen)
+        noise = to_device(torch.randn(x0.shape, generator=self.gen), self.device)
+        loss = eps_mse(self.model, x0, t, noise, self.schedule)
+        self._pending.append(loss.detach())
+        return {"total": loss}
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.losses.extend(torch.stack(self._pending).tolist())
+            self._pending = []
+
+    def on_log(self, done: int, values: dict[str, float], cost: dict[str, Any]) -> None:
+        self._flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        self._flush()
+        return {**self.identity, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "rng": self.gen.get_state(), "losses": list(self.losses)}
+
+    def check(self, state: dict[str, Any], path: Path) -> None:
+        ident = self.identity
+        if (state.get("format") != ident["format"] or state.get("kwargs") != ident["kwargs"]
+                or state.get("seed") != ident["seed"]):
+            raise BenchError(
+                f"Checkpoint {path} belongs to a different smoke-prior run (format, architecture or seed differ).",
+                fix="Delete it, pass resume=False, or pass the seed and image_size it was trained with.",
+            )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["rng"])
+        self.losses, self._pending = list(state["losses"]), []
 
 
 def train_smoke_prior(
@@ -94,12 +144,18 @@ def train_smoke_prior(
     batch_size: int = 8,
     lr: float = 3e-4,
     save_every: int = 50,
+    log_every: int = 10,
+    log: Callable[[str], None] = print,
 ) -> nn.Module:
     """Train (or resume, or just load) the smoke prior on ``images`` (N x 3 x S x S in [0, 1], S >= image_size).
 
     Saves ``{"model", "optimizer", "step", "rng", ...}`` atomically to ``checkpoint_path`` every
-    ``save_every`` steps and at the end; ``bench.prior.load_prior(path, **smoke_prior_kwargs(size))``
-    reads it. ``progress(step, steps, loss)`` is called after every step. Returns the frozen model.
+    ``save_every`` steps and at the end (the one before is kept as ``<name>.prev.pt``);
+    ``bench.prior.load_prior(path, **smoke_prior_kwargs(size))`` reads it. ``progress(step, steps,
+    loss)`` is called every ``log_every`` steps and at the end. Steps run in
+    :class:`bench.train.engine.TrainEngine`; a stop request (``bench.graph.preempt``) checkpoints
+    and raises ``Preempted``. The global random generator is neither drawn from (dropout 0) nor
+    touched. Returns the frozen model.
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be N x 3 x S x S, got {tuple(images.shape)}")
@@ -114,47 +170,19 @@ def train_smoke_prior(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
-    step, losses = 0, []
-    if resume and path.is_file():
-        ck = torch.load(path, map_location=device, weights_only=False)
-        if ck.get("format") != CHECKPOINT_FORMAT or ck.get("kwargs") != kwargs or ck.get("seed") != seed:
-            raise BenchError(
-                f"Checkpoint {path} belongs to a different smoke-prior run (format, architecture or seed differ).",
-                fix="Delete it, pass resume=False, or pass the seed and image_size it was trained with.",
-            )
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        gen.set_state(ck["rng"])
-        step, losses = int(ck["step"]), list(ck["losses"])
-
-    def save() -> None:
-        torch_save(path, {
-            "format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "rng": gen.get_state(), "step": step, "steps": steps, "seed": seed, "kwargs": kwargs,
-            "lr": lr, "batch_size": batch_size, "losses": losses,
-        })
-
-    images = images.detach().cpu()
+    identity = {"format": CHECKPOINT_FORMAT, "steps": steps, "seed": seed, "kwargs": kwargs, "lr": lr,
+                "batch_size": batch_size}
+    task = SmokePriorTask(model, opt, images.detach().cpu(), gen, schedule=schedule, image_size=image_size,
+                          batch_size=batch_size, device=device, identity=identity)
+    files = CheckpointFiles(path, log=log, weights_only=True)
+    engine = TrainEngine(opt, steps=steps, device=device, log_every=log_every, checkpoints=files,
+                         checkpoint_every=save_every, global_rng=False, log=log, name="smoke prior",
+                         what="Smoke-prior training loss",
+                         diverged_fix="Lower lr or check the images are finite and in [0, 1].",
+                         progress=(lambda s, n, v: progress(s, n, v["total"])) if progress is not None else None)
+    start = engine.resume(task) if resume else 0
     model.train()
-    while step < steps:
-        x0 = _batch(images, image_size, batch_size, gen).to(device)
-        t = torch.randint(0, schedule.num_timesteps, (batch_size,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
-        loss = eps_mse(model, x0, t, noise, schedule)
-        if not torch.isfinite(loss):
-            from bench.errors import TrainingDiverged
-
-            raise TrainingDiverged(f"Smoke-prior training diverged at step {step + 1} (loss {loss.item()}).",
-                                   fix="Lower lr or check the images are finite and in [0, 1].")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        losses.append(float(loss.detach()))
-        if step % save_every == 0 or step == steps:
-            save()
-        if progress is not None:
-            progress(step, steps, losses[-1])
-    if not path.is_file():  # resumed a finished run with a larger step count than asked: nothing to save
-        save()
+    engine.run(task)
+    if engine.step == start and (not path.is_file() or files.loaded_from not in (None, path)):
+        engine.save(task)  # nothing ran (steps=0, or a finished run resumed from the previous file): leave a newest
     return freeze(model)
