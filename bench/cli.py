@@ -49,7 +49,8 @@ def run(
     figure: Annotated[int | None, typer.Option("--figure", help="Paper figure to reproduce (7).")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every table, then every figure, in one process.")] = False,
     profile: Annotated[str, typer.Option(help="smoke | truncated | paper")] = "smoke",
-    seeds: Annotated[int, typer.Option(min=1, help="Train every row with this many seeds.")] = 1,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Train every row with this many seeds (default 1).")
+                     ] = None,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Root of the real data sets (or BENCH_DATA).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Pairs per data set (truncated profile).")] = None,
@@ -66,6 +67,22 @@ def run(
                        ] = False,
     check: Annotated[bool, typer.Option("--check", help="Run only the preflight (data, prior, weights, disk, GPU).")
                      ] = False,
+    experiment: Annotated[Path | None, typer.Option(
+        help="Your own experiment file (TOML: networks, data, loss sets); see README.")] = None,
+    rehearse: Annotated[int | None, typer.Option(
+        min=1, help="Paper profile only: the paper's shapes with every training cut to this many steps.")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Override the training batch.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 | bf16 (autocast of the network and the prior).")
+                         ] = None,
+    channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
+                                                       help="Channels-last memory format.")] = None,
+    compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the prior and network.")
+                        ] = None,
+    prior_checkpointing: Annotated[bool | None, typer.Option(
+        "--prior-checkpointing/--no-prior-checkpointing", help="Activation checkpointing of DiffLoss's prior.")] = None,
+    tf32: Annotated[bool | None, typer.Option("--tf32/--no-tf32", help="CUDA: TF32 matrix products.")] = None,
+    cudnn_benchmark: Annotated[bool | None, typer.Option("--cudnn-benchmark/--no-cudnn-benchmark",
+                                                         help="CUDA: cuDNN autotuning.")] = None,
     executor: Annotated[str, typer.Option(help="local | pool | slurm")] = "local",
     workers: Annotated[int, typer.Option(min=1, help="pool: worker processes.")] = 1,
     gpus: Annotated[str | None, typer.Option(help="pool: GPU ids, worker i uses GPU i (e.g. 0,1,2,3).")] = None,
@@ -80,8 +97,9 @@ def run(
     """
     from bench import pipeline
 
-    if sum((table is not None, figure is not None, every)) != 1:
-        raise BenchError("Give exactly one of --table N, --figure N or --all.", fix="For example: bench run --table 1.")
+    if sum((table is not None, figure is not None, every, experiment is not None)) != 1:
+        raise BenchError("Give exactly one of --table N, --figure N, --all or --experiment FILE.",
+                         fix="For example: bench run --table 1.")
     if dry_run and check:
         raise BenchError("--dry-run already runs the preflight; give one of --dry-run and --check.",
                          fix="Drop --check.")
@@ -91,9 +109,15 @@ def run(
     store = pipeline.store(runs_dir)
     dev = _device(device)
     gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    speed = {k: v for k, v in {"precision": precision, "channels_last": channels_last, "compile": compile_,
+                               "prior_checkpointing": prior_checkpointing, "tf32": tf32,
+                               "cudnn_benchmark": cudnn_benchmark}.items() if v is not None}
+    seeds_given, seeds = seeds is not None, seeds or 1
     for t, f in targets:
         spec = pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds, baselines=baseline or None,
-                                data_root=root, limit=limit, classes=classes, steps=steps, prior=prior)
+                                data_root=root, limit=limit, classes=classes, steps=steps, prior=prior,
+                                experiment=experiment, seeds_given=seeds_given, rehearse=rehearse, batch=batch,
+                                speed=speed)
         built = pipeline.build_plan(spec)
         if dry_run:
             _print_plan(pipeline.plan(built.graph, store))

@@ -43,6 +43,9 @@ class RunSpec:
     prior: str | None = None  # --prior PATH | smoke | random (rehearsals); None: the profile's (or BENCH_PRIOR)
     experiment: Path | None = None  # a user's experiment file (instead of a table or figure)
     seeds_given: bool = False  # --seeds was on the command line (it overrides an experiment file's seeds)
+    rehearse: int | None = None  # --rehearse STEPS: the paper profile's shapes, every training cut to STEPS
+    batch: int | None = None  # --batch: override the profile's training batch
+    speed: dict[str, Any] = field(default_factory=dict)  # --precision, --channels-last, ... (over the profile's)
 
 
 @dataclass
@@ -64,10 +67,13 @@ def resolve_prior(spec: RunSpec, profile: Profile, problems: list[BenchError]) -
     from bench.prior.adm import ADM256_UNCOND_KWARGS
     from bench.prior.ref import RANDOM, resolve
 
+    from bench.config import REHEARSAL
+
+    rehearsal = profile.name == REHEARSAL
     if spec.prior == RANDOM:  # a request error, not a file problem: say so at once
-        return resolve(spec.prior, profile.prior, allow_random=False)
+        return resolve(spec.prior, profile.prior, allow_random=rehearsal)
     try:
-        return resolve(spec.prior, profile.prior, allow_random=False)
+        return resolve(spec.prior, profile.prior, allow_random=rehearsal)
     except BenchError as e:
         problems.append(e)
         return PriorRef("file", sha256="unavailable", adm_kwargs=dict(ADM256_UNCOND_KWARGS))
@@ -98,7 +104,8 @@ def build_plan(spec: RunSpec) -> Plan:
         experiment = load_experiment(spec.experiment)
     else:
         name = target_name(spec)
-    profile = get_profile(spec.profile, limit=spec.limit, classes=spec.classes, steps=spec.steps)
+    profile = get_profile(spec.profile, rehearse=spec.rehearse, limit=spec.limit, classes=spec.classes,
+                          steps=spec.steps, batch=spec.batch)
     if spec.classes is not None and profile.embedded_data:
         raise BenchError(f"--classes cuts real CUB; the '{profile.name}' profile builds its own few classes.",
                          fix="Use --profile truncated --data-root PATH, or drop --classes.")
@@ -112,7 +119,7 @@ def build_plan(spec: RunSpec) -> Plan:
     if prior.image_size and prior.image_size > profile.patch:
         # DiffLoss crops the prior's size from each patch: a larger prior trains every row at its size
         profile = replace(profile, patch=prior.image_size)
-    g = GraphBuilder(profile, spec.data_root, prior, problems)
+    g = GraphBuilder(profile, spec.data_root, prior, problems, speed={**profile.speed, **spec.speed})
     if experiment is not None:
         job = build_experiment(experiment, g, spec.seeds if spec.seeds_given else experiment.seeds)[0]
     else:

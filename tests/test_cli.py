@@ -35,10 +35,11 @@ def test_unknown_table(capsys, monkeypatch) -> None:
     assert "Error: Unknown table 9." in out and "Traceback" not in out
 
 
-@pytest.mark.parametrize("args", [[], ["--table", "1", "--all"], ["--table", "1", "--figure", "7"]])
+@pytest.mark.parametrize("args", [[], ["--table", "1", "--all"], ["--table", "1", "--figure", "7"],
+                                  ["--table", "1", "--experiment", "x.toml"]])
 def test_run_needs_exactly_one_target(args: list[str], capsys, monkeypatch) -> None:
     code, out = run_cli(["run", *args, "--dry-run"], capsys, monkeypatch)
-    assert code == 2 and "Give exactly one of --table N, --figure N or --all." in out
+    assert code == 2 and "Give exactly one of --table N, --figure N, --all or --experiment FILE." in out
 
 
 def test_all_plans_every_table_then_figure_in_one_process(capsys, monkeypatch, tmp_path: Path) -> None:

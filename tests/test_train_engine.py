@@ -74,7 +74,8 @@ def _reference_train(model, loss_fn, sampler, cfg, out_dir, device="cpu"):
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        aux = loss_fn.after_step(restored.detach(), clr)
+        # the old AdversarialLoss returned Python floats here; it returns device tensors now
+        aux = {k: float(v) for k, v in loss_fn.after_step(restored.detach(), clr).items()}
         step += 1
         last = {k: float(v.detach()) for k, v in terms.items()} | aux
         if step % cfg.log_every == 0 or step == cfg.steps:

@@ -59,8 +59,10 @@ class GraphBuilder:
         #: What could not be read while the graph was built (a missing data set): the preflight reports them all.
         self.problems: list[BenchError] = problems if problems is not None else []
         self.prior = prior if prior is not None else self._default_prior()
-        #: Training options that change numbers (bench.train.speed: precision, channels-last, compile, ...).
-        self.speed = dict(speed or {})
+        #: Training speed options (bench.train.speed); those that change numbers enter train keys.
+        from bench.train.speed import SpeedOptions
+
+        self.speed = SpeedOptions.from_dict(speed)
         self._data: dict[str, Job] = {}
         self._prior: Job | None = None
         self._memo: Any = None
@@ -192,9 +194,8 @@ class GraphBuilder:
         inputs = {"data": data}
         cfg: dict[str, Any] = {"profile": p.name, **self._baseline_config(row), "losses": terms,
                                "train": tcfg.as_dict()}
-        if self.speed:
-            cfg["speed"] = dict(self.speed)
-        params: dict[str, Any] = {}
+        cfg["speed"] = self.speed.hashed()
+        params: dict[str, Any] = {"speed": self.speed.as_dict()}
         if has_prior_term(terms):
             prior = self.prior_job()
             if prior is not None:

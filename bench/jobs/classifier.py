@@ -75,7 +75,8 @@ def finetune_classifier(ctx: JobContext) -> dict[str, Any]:
     steps = (len(train_set) // min(recipe.batch, len(train_set))) * recipe.epochs
     t0 = time.perf_counter()
     history = finetune(model, train_set, recipe, cfg["seed"], ctx.device, loaded,
-                       on_step=step_callback(ctx.progress, f"fine-tune {cfg['arch']}", steps))
+                       on_step=step_callback(ctx.progress, f"fine-tune {cfg['arch']}", steps),
+                       checkpoint_path=ctx.out_dir / "checkpoint.pt", log=ctx.log)
     seconds = time.perf_counter() - t0
     train_top1 = top1(predict(model, train_set.images, recipe.input_size, ctx.device), train_set.labels)
     write_csv(ctx.output("history"), pd.DataFrame(history))

@@ -30,7 +30,7 @@ def train_prior_job(ctx: JobContext) -> dict[str, Any]:
     images = torch.stack([_center_resize(read_image(p.clear), size * 2) for p in pairs.pairs])
     model = train_smoke_prior(images, steps=cfg["steps"], seed=cfg["seed"], image_size=size, device=ctx.device,
                               checkpoint_path=ctx.out_dir / "checkpoint.pt",
-                              progress=step_callback(ctx.progress, "smoke prior steps", cfg["steps"]))
+                              progress=step_callback(ctx.progress, "smoke prior steps", cfg["steps"]), log=ctx.log)
     from bench.io import torch_save
 
     path = ctx.output("prior")

@@ -53,6 +53,11 @@ def train_job(ctx: JobContext) -> dict[str, Any]:
     model = build_baseline(cfg["baseline"], **cfg.get("baseline_kwargs", {}))
     prior = resolve_prior(ctx)
     loss = build_loss(cfg["losses"], {"prior": prior} if prior is not None else {}, seed=tcfg.seed)
+    from bench.train.speed import SpeedOptions
+
+    # options that change numbers are in the key (config); the rest (prior checkpointing) only in params
+    speed = SpeedOptions.from_dict({**ctx.job.params.get("speed", {}), **cfg.get("speed", {})})
     ctx.log(f"[train] {cfg['baseline']} with {'+'.join(cfg['losses'])} for {tcfg.steps} steps on {len(pairs)} pairs")
-    result = train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress)
+    result = train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress,
+                   speed=speed, report=ctx.report)
     return {**result, "train_dataset": pairs.name, "train_subset": pairs.subset}

@@ -34,6 +34,7 @@ INIT: dict[str, dict[str, str]] = {
     "smoke": {"vgg16": "imagenet", "resnet50": "scratch"},
     "truncated": {"vgg16": "imagenet", "resnet50": "scratch"},
     "paper": {"vgg16": "imagenet", "resnet50": "imagenet"},
+    "rehearsal": {"vgg16": "imagenet", "resnet50": "imagenet"},
 }
 
 #: Fine-tuning recipes per profile. Paper: SGD (momentum 0.9), lr 0.01 for fresh layers and
@@ -48,6 +49,8 @@ CLASSIFY: dict[str, dict[str, ClassifyRecipe]] = {
     "truncated": {"vgg16": ClassifyRecipe(optimizer="sgd", lr=0.01, epochs=2, train_layers="head", **_TRUNC),
                   "resnet50": ClassifyRecipe(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=2, **_TRUNC)},
     "paper": {"vgg16": ClassifyRecipe(), "resnet50": ClassifyRecipe()},
+    # the paper's shapes (224 crops of 256, batch 32), one epoch: a rehearsal cuts every training short
+    "rehearsal": {"vgg16": ClassifyRecipe(epochs=1), "resnet50": ClassifyRecipe(epochs=1)},
 }
 
 #: The clean images classifiers train and test on, per profile (``prepare_cub`` config minus the root).
@@ -62,7 +65,7 @@ def cub_data_job(profile: Profile, data_root: Path | None, problems: list[BenchE
     if data_root is None:
         raise BenchError(f"The '{profile.name}' profile needs CUB-200-2011 for Table 2.",
                          fix="Pass --data-root PATH holding CUB_200_2011/ (or set BENCH_DATA).", doc="Data")
-    full = profile.name == "paper"
+    full = profile.name in ("paper", "rehearsal")
     cfg: dict[str, Any] = {"source": "cub", "dataset": "cub" if full else "cub_subset",
                            "limit_per_class": None if full else dict(TRUNCATED_LIMIT)}
     if profile.classes:  # only when asked, so the key (and every hash) is unchanged otherwise
@@ -148,7 +151,7 @@ def has_cub(profile: Profile, data_root: Path | None) -> bool:
     from bench.errors import DataError, MissingFileError
     from bench.jobs.cub import locate_cub
 
-    dataset = "cub" if profile.name == "paper" else "cub_subset"
+    dataset = "cub" if profile.name in ("paper", "rehearsal") else "cub_subset"
     try:
         locate_cub(Path(data_root), dataset)  # type: ignore[arg-type]
     except (MissingFileError, DataError):

@@ -102,13 +102,20 @@ class RestorationTask(TrainTask):
         self.rows = list(state["log"])
 
 
-def _progress_callback(progress: Any, steps: int, done: int) -> tuple[Any, Callable | None]:
-    if progress is None:
+def _progress_callback(progress: Any, steps: int, done: int, report: Callable[..., None] | None = None,
+                       ) -> tuple[Any, Callable | None]:
+    """The engine's log-step callback: a progress bar and/or ``report(step=, steps=)`` (``bench status``)."""
+    if progress is None and report is None:
         return None, None
-    task = progress.add_task("train steps", total=steps, completed=done)
+    task = progress.add_task("train steps", total=steps, completed=done) if progress is not None else None
+    if report is not None:
+        report(step=done, steps=steps)
 
     def update(step: int, total: int, values: dict[str, float]) -> None:
-        progress.update(task, completed=step, description=f"train steps (loss {values['total']:.4g})")
+        if task is not None:
+            progress.update(task, completed=step, description=f"train steps (loss {values['total']:.4g})")
+        if report is not None:
+            report(step=step, steps=total)
 
     return task, update
 
@@ -126,10 +133,12 @@ def train(
     *,
     speed: SpeedOptions | None = None,
     tensorboard: bool = True,
+    report: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
     """Run ``cfg.steps`` optimisation steps; resume from ``out_dir/checkpoint.pt`` (or the one before) if present.
 
     ``sampler`` yields (degraded, clear) batches and exposes ``state_dict`` / ``load_state_dict``.
+    ``report(step=, steps=)`` is called at every log step (the job's lease shows it in ``bench status``).
     ``speed`` configures the network and DiffLoss's prior (:class:`SpeedOptions`) and the CUDA
     backend for the run. ``stop_after`` stops early (tests use it to simulate a kill). Writes
     ``model.pt``, ``train_log.csv`` (one row per log step: the terms, ms per step, peak memory)
@@ -153,7 +162,7 @@ def train(
                          checkpoint_every=cfg.ckpt_every, grad_clip=cfg.grad_clip, clip_params=model.parameters(),
                          log=log, tensorboard_dir=out_dir / "tensorboard" if tensorboard else None)
     done = engine.resume(task)
-    bar, engine.progress = _progress_callback(progress, cfg.steps, done)
+    bar, engine.progress = _progress_callback(progress, cfg.steps, done, report)
     with speed.backend(dev) as backend_notes:
         notes += backend_notes
         for note in notes:
