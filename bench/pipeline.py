@@ -64,10 +64,9 @@ def resolve_prior(spec: RunSpec, profile: Profile, problems: list[BenchError]) -
     The truncated profile keeps the smoke prior unless a prior is named (REPRODUCE.md, Profiles):
     finding the 2.2 GB file in a weights folder does not change what a cheap run trains with.
     """
+    from bench.config import REHEARSAL
     from bench.prior.adm import ADM256_UNCOND_KWARGS
     from bench.prior.ref import RANDOM, resolve
-
-    from bench.config import REHEARSAL
 
     rehearsal = profile.name == REHEARSAL
     if spec.prior == RANDOM:  # a request error, not a file problem: say so at once

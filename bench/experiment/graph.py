@@ -233,7 +233,8 @@ def render_job(exp: Experiment, profile: Profile, rows: dict[str, tuple[dict[str
                **extra: Any) -> Job:
     """The job that renders ``exp``'s layout from ``rows`` ({input name: (row description, job)})."""
     cfg: dict[str, Any] = {"experiment": exp.name, "title": exp.title, "layout": exp.layout,
-                           "profile": profile.name, "is_reproduction": profile.is_reproduction,
+                           "metrics": list(exp.metrics), "profile": profile.name,
+                           "is_reproduction": profile.is_reproduction,
                            "rows": {name: spec for name, (spec, _) in rows.items()}, **extra}
     if exp.source:
         cfg["source"] = exp.source
