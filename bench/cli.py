@@ -324,6 +324,39 @@ def evaluate(
     console.print(f"wrote {out} and {summary_path}", highlight=False)
 
 
+@app.command()
+def restore(
+    input: Annotated[Path, typer.Option("--input", help="Folder of degraded images (any size).")],
+    out: Annotated[Path, typer.Option("--out", help="Empty (or new) folder for the restored PNGs.")],
+    run: Annotated[str | None, typer.Option("--run", help="Key of a finished train job (bench status shows keys).")
+                   ] = None,
+    weights: Annotated[Path | None, typer.Option(help="A state_dict file (e.g. a train job's model.pt).")] = None,
+    baseline: Annotated[str | None, typer.Option(help="With --weights: the network (name or package.module:Class).")
+                        ] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Apply a trained network to a folder of images (the baseline's pad-and-crop for any size)."""
+    from bench import pipeline
+    from bench.restore import load_trained, restore_folder
+
+    if (run is None) == (weights is None):
+        raise BenchError("Give exactly one of --run KEY and --weights FILE.",
+                         fix="For example: bench restore --run 1a2b3c4d5e6f7a8b --input in/ --out out/.")
+    if weights is not None and baseline is None:
+        raise BenchError("--weights needs --baseline to know which network the weights are for.",
+                         fix="For example: --weights model.pt --baseline iat.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BenchError(f"--out {out} is not an empty folder; restoring into it could overwrite files.",
+                         fix="Choose a new or empty folder.")
+    model, what = load_trained(pipeline.store(runs_dir), run, weights, baseline)
+    dev = _device(device)
+    rows = restore_folder(model, input, out, dev)
+    seconds = sorted(r["seconds"] for r in rows)
+    console.print(f"restored {len(rows)} image(s) with {what} into {out} (median {seconds[len(seconds) // 2]:.3f}s "
+                  f"per image on {dev})", highlight=False)
+
+
 @weights_app.command("verify")
 def weights_verify() -> None:
     """Check presence, size and SHA-256 of every file in weights/manifest.toml."""
