@@ -216,6 +216,29 @@ def ls(kind: Annotated[Kind, typer.Argument(help="What to list.")]) -> None:
     console.print(t)
 
 
+check_app = typer.Typer(no_args_is_help=True, help="Run the proofs behind what bench claims.")
+app.add_typer(check_app, name="check")
+
+
+@check_app.command("baselines")
+def check_baselines(names: Annotated[list[str] | None, typer.Argument(help="Only these baselines.")] = None) -> None:
+    """Run each baseline's fixture proof (official parameter count, strict keys, outputs within tolerance)."""
+    from bench import listing
+    from bench.registry import BASELINES
+
+    for n in names or []:
+        BASELINES.get(n)  # "did you mean" on a typo
+    title, headers, rows = listing.check_table(names or None)
+    t = Table(title=title)
+    for h in headers:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*[str(c) for c in r])
+    console.print(t)
+    if any(str(r[-1]).startswith("FAILED") for r in rows):
+        raise typer.Exit(1)
+
+
 @app.command()
 def compare(
     a: Annotated[Path | None, typer.Argument(

@@ -22,13 +22,13 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from support.shared import fill_by_key
 from torch import nn
 
 import bench
 from bench import build_loss
 from bench.fidelity import single_thread
 from bench.prior import create_adm
-from bench.testing import fill_by_key
 
 ALL = ["fsdgn", "mb_taylorformer", "rcdnet", "efderain", "deeplpf", "iat", "msbdn", "griddehazenet"]
 MAX_STEPS = 50

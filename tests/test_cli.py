@@ -95,7 +95,7 @@ def test_dry_run_prints_graph_with_statuses(capsys, monkeypatch, tmp_path: Path)
 
 def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monkeypatch, tmp_path: Path) -> None:
     """shared/data has Rain100H test pairs but no Rain13K: training data is a labelled synthetic stand-in."""
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     root = shared_path("data")
     code, out = run_cli(["run", "--table", "1", "--profile", "truncated", "--data-root", str(root), "--baseline",
@@ -129,10 +129,10 @@ def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
 def test_truncated_profile_keeps_the_smoke_prior_unless_one_is_named(monkeypatch, tmp_path: Path) -> None:
     """REPRODUCE.md, Profiles: finding the official file does not change a truncated run; --prior does."""
     import torch
+    from support.shared import shared_path
 
     from bench import pipeline, weights
     from bench.prior import create_adm
-    from bench.testing import shared_path
 
     spec = pipeline.RunSpec(table=1, profile="truncated", data_root=shared_path("data"), baselines=["efderain"])
 

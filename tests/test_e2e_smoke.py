@@ -253,7 +253,7 @@ def test_truncated_profile_on_real_rain100h(smoke_all) -> None:
 
     Runs in the smoke run's folder so the smoke prior job is shared, not retrained.
     """
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     base, proc, _ = smoke_all
     assert proc.returncode == 0
@@ -282,7 +282,7 @@ def test_truncated_table2_on_real_cub(smoke_all) -> None:
     EfDeRain's truncated train jobs are the ones the Rain100H test above made (same hashes), so only the
     classifiers, the degradations, the restorations and the classifications run here.
     """
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     base, proc, _ = smoke_all
     assert proc.returncode == 0

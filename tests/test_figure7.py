@@ -11,13 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from support.shared import jobs_by_kind
 
 from bench.config import get_profile
 from bench.errors import BenchError
 from bench.experiment.losses import FIGURE7_GAMMAS
 from bench.paper import build_target as build_table
 from bench.paper.figure7 import figure7, figure7_caption
-from bench.testing import jobs_by_kind
 
 
 def test_top1_rows_share_table2_classifier_and_fog() -> None:
@@ -61,7 +61,7 @@ def test_paper_profile_never_drops_top1(tmp_path: Path) -> None:
 
 
 def test_cub_subset_in_shared_data_is_found() -> None:
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     root = shared_path("data", "cub100_subset_227").parent
     fig = build_table("figure7", get_profile("truncated", classes=5), data_root=root)

@@ -6,10 +6,10 @@ import re
 
 import pandas as pd
 import pytest
+from support.shared import shared_path
 
 from bench.paper import NUMBERS_DIR as PAPER_DIR
 from bench.paper import paper_numbers
-from bench.testing import shared_path
 
 
 def _paper_md() -> str:

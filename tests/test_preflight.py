@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from support.e2e import bench
+from support.shared import shared_path
 
 from bench import pipeline
 from bench.errors import BenchError
 from bench.graph.job import toposort
 from bench.prior import create_adm
-from bench.testing import shared_path
 
 TINY_ADM = dict(image_size=64, num_channels=32, num_res_blocks=1, channel_mult="1,2", attention_resolutions="16",
                 num_head_channels=32, learn_sigma=True, use_scale_shift_norm=True, resblock_updown=True)

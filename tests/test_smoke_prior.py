@@ -8,7 +8,9 @@ import torch
 from bench.errors import BenchError
 from bench.prior import load_prior
 from bench.prior.schedule import DiffusionSchedule
-from bench.prior.smoke import SMOKE_PRIOR_KWARGS, _new_model, eps_mse, smoke_prior_kwargs, train_smoke_prior
+from bench.prior.smoke import SMOKE_PRIOR_KWARGS, smoke_prior_kwargs
+from bench.prior.smoke import new_smoke_prior as _new_model
+from bench.train.smoke_prior import eps_mse, train_smoke_prior
 
 SIZE = 16  # 16x16 keeps each step well under a second on 2 CPU cores
 
@@ -77,7 +79,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
 
 
 def test_preempted_then_corrupted_run_resumes_from_the_previous_checkpoint(tmp_path):
-    from bench.graph import preempt
+    from bench import preempt
 
     images = _images()
     common = dict(steps=5, seed=3, image_size=SIZE, save_every=2, log_every=1, log=lambda m: None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.shared import jobs_by_kind
 
 from bench.config import get_profile
 from bench.evaluate.classify import ARCHS
@@ -20,7 +21,6 @@ from bench.paper._cub import TABLE2_TASKS
 from bench.paper.table2 import REFERENCE_TITLE, TASK_HEADINGS
 from bench.paper.table2 import layout as table2
 from bench.report.formats import to_latex, to_markdown
-from bench.testing import jobs_by_kind
 
 
 def build_table2(profile, seeds: int = 1, data_root: Path | None = None):
@@ -112,12 +112,13 @@ def test_paper_profile_compares_but_a_subset_never_does() -> None:
 
 def test_truncated_cub_subset_is_listed_limited_and_degraded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The truncated profile's data path on the real 100-class CUB subset: one image per class and split."""
+    from support.shared import shared_path
+
     from bench.data.base import read_image
     from bench.graph.executor import LocalExecutor
     from bench.graph.job import Job
     from bench.graph.store import RunStore
     from bench.jobs.images import read_image_set_at
-    from bench.testing import shared_path
 
     root = shared_path("data", "cub100_subset_227").parent  # the data root, as --data-root would give it
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
@@ -139,13 +140,14 @@ def test_truncated_cub_subset_is_listed_limited_and_degraded(tmp_path: Path, mon
 
 def test_truncated_cub_keeps_only_the_first_classes(tmp_path: Path) -> None:
     """``--classes K``: the first K classes with their per-class limit; labels stay 0..K-1 and rows say so."""
+    from support.shared import shared_path
+
     from bench.data.cub import cub_subset
     from bench.errors import DataError
     from bench.graph.executor import LocalExecutor
     from bench.graph.job import Job
     from bench.graph.store import RunStore
     from bench.jobs.images import read_image_set_at
-    from bench.testing import shared_path
 
     root = shared_path("data", "cub100_subset_227")
     render = build_table2(get_profile("truncated", classes=10), data_root=root.parent)

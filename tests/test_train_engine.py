@@ -34,8 +34,10 @@ from bench.losses.composite import build_loss
 from bench.prior.adm import create_adm
 from bench.prior.load import freeze
 from bench.prior.schedule import DiffusionSchedule
-from bench.prior.smoke import _new_model, smoke_prior_kwargs, train_smoke_prior
+from bench.prior.smoke import new_smoke_prior as _new_model
+from bench.prior.smoke import smoke_prior_kwargs
 from bench.train.loop import TrainConfig, train
+from bench.train.smoke_prior import train_smoke_prior
 
 MEASURED = ["ms_per_step", "peak_memory_bytes"]  # wall time and memory: new columns, not deterministic
 
@@ -101,7 +103,7 @@ def _reference_batch(images, size, batch, gen):
 
 
 def _reference_smoke(images, *, steps, seed, image_size, batch_size=8, lr=3e-4):
-    """bench.prior.smoke.train_smoke_prior's loop before the engine (checkpointing removed)."""
+    """bench.train.smoke_prior.train_smoke_prior's loop before the engine (checkpointing removed)."""
     kwargs = smoke_prior_kwargs(image_size)
     schedule = DiffusionSchedule.linear(1000)
     model = _new_model(kwargs, seed)
@@ -304,7 +306,7 @@ def test_finetune_is_bit_identical_to_the_loop_it_replaced(recipe: ClassifyRecip
 
 
 def test_finetune_resumes_mid_epoch_to_identical_weights(tmp_path: Path) -> None:
-    from bench.graph import preempt
+    from bench import preempt
 
     recipe = ClassifyRecipe(optimizer="adam", lr=0.05, weight_decay=0.0, epochs=3, batch=4, input_size=10, resize=12)
     torch.manual_seed(123)

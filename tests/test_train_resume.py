@@ -135,7 +135,7 @@ class _StopAfter:
         self.sampler, self.k, self.calls = sampler, k, 0
 
     def next_batch(self):
-        from bench.graph import preempt
+        from bench import preempt
 
         self.calls += 1
         if self.calls == self.k:
@@ -150,7 +150,7 @@ class _StopAfter:
 
 
 def test_preempted_run_checkpoints_at_once_and_resumes_to_identical_weights(tmp_path: Path) -> None:
-    from bench.graph import preempt
+    from bench import preempt
 
     _run(tmp_path / "straight")
     cfg = TrainConfig(steps=12, batch=2, patch=16, lr=1e-3, seed=7, ckpt_every=3, log_every=1)
@@ -177,7 +177,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from bench.data.patches import PatchSampler
-from bench.graph import preempt
+from bench import preempt
 from bench.losses.composite import build_loss
 from bench.train.loop import TrainConfig, train
 

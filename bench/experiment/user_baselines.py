@@ -8,12 +8,11 @@ enters job keys with the SHA-256 of its module's source, so editing the network 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from bench.errors import BenchError
+from bench.plugins import import_class
 
 ENTRY_POINT_GROUP = "diffloss_bench.baselines"
 DOC = "Your own network and data"
@@ -21,30 +20,6 @@ DOC = "Your own network and data"
 
 def is_import_path(name: str) -> bool:
     return ":" in name
-
-
-def import_class(path: str) -> Callable[..., Any]:
-    """``package.module:Class`` -> the class (one sentence when the module or the class is not there)."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise BenchError(f"'{path}' is not of the form package.module:Class.", fix="For example: mynets:TinyNet.",
-                         doc=DOC)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise BenchError(f"Module '{module_name}' cannot be imported ({e}).",
-                         fix="Put the folder holding it on PYTHONPATH (or install its package).", doc=DOC) from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            names = sorted(n for n in dir(module) if not n.startswith("_") and inspect.isclass(getattr(module, n)))
-            raise BenchError(f"Module '{module_name}' has no '{attr}'.",
-                             fix=f"Classes it defines: {', '.join(names) or 'none'}.", doc=DOC)
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise BenchError(f"'{path}' is not a class or function that builds a network.",
-                         fix="Point to an nn.Module subclass.", doc=DOC)
-    return obj
 
 
 def source_sha256(path: str) -> str:

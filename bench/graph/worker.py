@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import faults
-from bench.graph import preempt
+from bench import faults, preempt
 from bench.graph.job import JobContext, job_kinds
 from bench.graph.store import LOG, RunStore
 

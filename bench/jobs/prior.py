@@ -22,7 +22,7 @@ OUTPUTS = {"prior": Artifact("prior.pt", doc="{'adm_kwargs': ..., 'state_dict': 
 
 @job_kind("train_prior", outputs=OUTPUTS)
 def train_prior_job(ctx: JobContext) -> dict[str, Any]:
-    from bench.prior.smoke import train_smoke_prior
+    from bench.train.smoke_prior import train_smoke_prior
 
     cfg = ctx.job.config
     pairs = load_split(dataset_info(ctx), "train")

@@ -14,7 +14,7 @@ computes as a :class:`TrainTask`; the engine owns *how* steps run:
 * checkpoints: the task's state plus the step and the global generators (torch CPU, all CUDA
   devices) in the newest two files (:class:`bench.train.checkpoint.CheckpointFiles`), with the
   named fault points ``before_checkpoint`` / ``checkpoint_saved`` around each write;
-* preemption (issue 13.4): after every completed step, if ``bench.graph.preempt`` was asked to
+* preemption (issue 13.4): after every completed step, if ``bench.preempt`` was asked to
   stop (SIGTERM / SIGUSR1), the step's checkpoint is written and :class:`Preempted` raised;
 * progress and cost: the progress callback and the optional TensorBoard writer are fed at log
   steps; ms per step and peak memory come from :class:`bench.train.cost.StepCost`.
@@ -34,8 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench import preempt
 from bench.errors import TrainingDiverged
-from bench.graph import preempt
 from bench.train.checkpoint import CheckpointFiles, capture_global_rng, restore_global_rng
 from bench.train.cost import StepCost
 

@@ -143,7 +143,7 @@ def train(
     backend for the run. ``stop_after`` stops early (tests use it to simulate a kill). Writes
     ``model.pt``, ``train_log.csv`` (one row per log step: the terms, ms per step, peak memory)
     and TensorBoard events under ``tensorboard/``. Returns the final terms and the run's cost;
-    raises ``bench.graph.preempt.Preempted`` after checkpointing when a stop was requested.
+    raises ``bench.preempt.Preempted`` after checkpointing when a stop was requested.
     """
     out_dir = Path(out_dir)
     dev = torch.device(device)

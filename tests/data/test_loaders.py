@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.shared import shared_path
 
 import bench
 from bench.data.base import read_image
@@ -18,7 +19,6 @@ from bench.data.dense_haze import dense_haze
 from bench.data.lol import lol
 from bench.data.rain import rain13k, rain100h
 from bench.errors import DataError, MissingFileError
-from bench.testing import shared_path
 
 
 def png(path: Path, h: int = 6, w: int = 8, value: int = 100, mode: str = "RGB") -> Path:

@@ -449,8 +449,7 @@ def test_rich_terminal_falls_back_to_text_when_narrow(width: int) -> None:
 def _rain_folders(tmp_path: Path, ids: list[int]) -> tuple[Path, Path, Path]:
     """A = the rainy inputs, B = halfway to the clean image (a better 'restoration'), target = clean: real pixels."""
     from PIL import Image
-
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     root = shared_path("data", "rain100h_crop")
     dirs = [tmp_path / d for d in ("runA", "runB", "gt")]

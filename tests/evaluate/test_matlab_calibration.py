@@ -24,9 +24,9 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
+from support.shared import shared_path
 
 from bench.evaluate import metrics as M
-from bench.testing import shared_path
 
 #: 28 of the 100 pairs: every 4th, plus 8, 10 and 100; 9 of them are 320x480 (portrait), 19 are 480x320.
 PAIRS = [*range(1, 101, 4), 8, 10, 100]

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.shared import shared_path
 
 from bench.errors import BenchError, MissingFileError
 from bench.evaluate import metrics as M
-from bench.testing import shared_path
 
 LPIPS_OFFICIAL = {"I03": 0.7237, "I04": 0.2572, "I06": 0.0508, "I08": 0.0521, "I19": 0.4253}
 PACKAGES = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "diffloss-bench")) / "packages"
