@@ -67,10 +67,17 @@ def rain(img: np.ndarray, rng: np.random.Generator, density: float = 0.02, lengt
 
 
 def low_light(img: np.ndarray, rng: np.random.Generator, gamma: float = 2.2, scale: float = 0.35,
-              photons: float = 60.0, read_sigma: float = 0.01) -> np.ndarray:
-    """Darken by ``scale * J**gamma``, then Poisson shot noise at ``photons`` plus Gaussian read noise."""
+              photons: float = 60.0, read_sigma: float = 0.01, gaussian_shot: bool = False) -> np.ndarray:
+    """Darken by ``scale * J**gamma``, then Poisson shot noise at ``photons`` plus Gaussian read noise.
+
+    ``gaussian_shot`` draws the shot noise from its Gaussian approximation (mean and variance of
+    the Poisson), ten times faster on large images (``bench data synth``); the default is exact.
+    """
     dark = scale * np.power(np.clip(img, 0.0, 1.0), gamma)
-    shot = rng.poisson(dark * photons) / photons
+    if gaussian_shot:
+        shot = dark + np.sqrt(dark / photons) * rng.standard_normal(img.shape)
+    else:
+        shot = rng.poisson(dark * photons) / photons
     return np.clip(shot + rng.normal(0.0, read_sigma, img.shape), 0.0, 1.0)
 
 
