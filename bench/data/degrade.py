@@ -49,10 +49,13 @@ def line_kernel(length: int, angle_deg: float) -> np.ndarray:
 
 
 def rain_layer(h: int, w: int, rng: np.random.Generator, density: float = 0.02, length: int = 15,
-               angle_deg: float = 75.0, intensity: float = 0.8) -> np.ndarray:
-    """Oriented streaks: sparse random drops, motion-blurred along ``angle_deg``."""
+               angle_deg: float = 75.0, intensity: float = 0.8, mode: str = "reflect") -> np.ndarray:
+    """Oriented streaks: sparse random drops, motion-blurred along ``angle_deg``.
+
+    ``mode="wrap"`` makes the layer periodic, so tiles of it join without seams (``bench data synth``).
+    """
     drops = (rng.random((h, w)) < density) * rng.uniform(0.5, 1.0, (h, w))
-    streaks = ndimage.convolve(drops, line_kernel(length, angle_deg), mode="reflect")
+    streaks = ndimage.convolve(drops, line_kernel(length, angle_deg), mode=mode)
     streaks = streaks / (streaks.max() + 1e-12)
     return np.clip(intensity * streaks, 0.0, 1.0)
 

@@ -14,7 +14,6 @@ loaded from it carry ``subset="synthetic"`` so no table made from them passes fo
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import zlib
@@ -98,42 +97,43 @@ def _rng(seed: int, name: str, index: int) -> np.random.Generator:
 
 
 def scene(w: int, h: int, rng: np.random.Generator, tint: np.ndarray | None = None) -> np.ndarray:
-    """A smooth random H x W x 3 uint8 picture: a coarse colour field, a few shapes, fine texture."""
-    img = Image.fromarray((rng.random((3, 4, 3)) * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+    """A smooth random H x W x 3 uint8 picture: a colour field with fine texture, and a few flat shapes."""
+    sw, sh = w // 8 + 1, h // 8 + 1
+    coarse = Image.fromarray((rng.random((3, 4, 3)) * 255).astype(np.uint8)).resize((sw, sh), Image.Resampling.BICUBIC)
+    small = 0.8 * np.asarray(coarse, dtype=np.float32) + 0.2 * 255 * rng.random((sh, sw, 3), dtype=np.float32)
+    if tint is not None:
+        small = 0.6 * small + 0.4 * tint[None, None, :].astype(np.float32)
+    img = Image.fromarray((small + 0.5).astype(np.uint8)).resize((w, h), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(4, 10))):
         x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
         dx, dy = int(rng.integers(w // 20 + 1, w // 3 + 2)), int(rng.integers(h // 20 + 1, h // 3 + 2))
         colour = tuple(int(v) for v in rng.integers(0, 256, 3))
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x0, y0, x0 + dx, y0 + dy], fill=colour)
-    fine = Image.fromarray((rng.random((h // 8 + 1, w // 8 + 1, 3)) * 255).astype(np.uint8))
-    img = Image.blend(img, fine.resize((w, h), Image.Resampling.BILINEAR), 0.2)
-    arr = np.asarray(img)
-    if tint is not None:
-        arr = (0.6 * arr + 0.4 * tint[None, None, :] + 0.5).astype(np.uint8)
-    return arr
+    return np.asarray(img)
 
 
 def streak_bank(seed: int, n: int = 6, size: int = 256) -> list[np.ndarray]:
-    """Rain streak layers (``degrade.rain_layer``) tiled over whole images: full-size convolution costs too much."""
+    """Rain streak layers (``degrade.rain_layer``) as uint8, tiled over whole images: a full-size convolution
+    per image would cost seconds."""
     out = []
     for k in range(n):
         rng = _rng(seed, "rain-bank", k)
         layer = rain_layer(size, size, rng, density=float(rng.uniform(0.01, 0.03)), length=int(rng.integers(11, 21)),
-                           angle_deg=float(rng.uniform(60.0, 120.0)), intensity=float(rng.uniform(0.6, 0.9)))
-        out.append(layer.astype(np.float32))
+                           angle_deg=float(rng.uniform(60.0, 120.0)), intensity=float(rng.uniform(0.6, 0.9)),
+                           mode="wrap")
+        out.append(_to_uint8(layer))
     return out
 
 
 def add_rain(clean: np.ndarray, bank: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Screen-blend a streak layer: 1 - (1 - J)(1 - S), as ``degrade.rain``."""
+    """Screen-blend a streak layer, 1 - (1 - J)(1 - S) as ``degrade.rain``, in 8-bit integers (fast)."""
     h, w, _ = clean.shape
     tile = bank[int(rng.integers(len(bank)))]
     th, tw = tile.shape
     oy, ox = int(rng.integers(th)), int(rng.integers(tw))
-    layer = np.tile(tile, (h // th + 2, w // tw + 2))[oy:oy + h, ox:ox + w, None]
-    j = clean.astype(np.float32) / 255.0
-    return _to_uint8(1.0 - (1.0 - j) * (1.0 - layer))
+    inv_s = 255 - np.tile(tile, (h // th + 2, w // tw + 2))[oy:oy + h, ox:ox + w, None].astype(np.uint16)
+    return (255 - ((255 - clean).astype(np.uint16) * inv_s + 127) // 255).astype(np.uint8)
 
 
 def add_haze(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -156,13 +156,12 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def save(arr: np.ndarray, path: Path) -> None:
-    """Write by extension (JPEG at quality 90, PNG at fast compression) under a hidden name, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write by extension: JPEG at quality 90, PNG at fast compression. (A set is complete only once its
+    marker says so, so single files need no atomic rename.)"""
     if path.suffix.lower() in (".jpg", ".jpeg"):
-        Image.fromarray(arr).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+        Image.fromarray(arr).save(path, format="JPEG", quality=JPEG_QUALITY)
     else:
-        Image.fromarray(arr).save(tmp, format="PNG", compress_level=1)
-    os.replace(tmp, path)
+        Image.fromarray(arr).save(path, format="PNG", compress_level=1)
 
 
 # --- plans: what each set holds (pure, so the published counts are testable without writing) ------
@@ -223,8 +222,14 @@ def cub_plan(count: int | None = None, classes: int | None = None) -> list[tuple
 
 # --- writers ---------------------------------------------------------------------------------------
 
-def _prepare(root: Path, name: str) -> Path:
-    """The set's folder, emptied if an earlier ``synth`` wrote it; real data there is never touched."""
+def _prepare(root: Path, name: str, seed: int) -> Path:
+    """The set's folder, emptied if an earlier ``synth`` wrote it (finished or not); real data is never touched.
+
+    The marker is written first with ``complete: false``: an interrupted run leaves a set that
+    ``verify`` and the loaders refuse, and that the next ``synth`` replaces.
+    """
+    from bench.io import write_json
+
     folder = Path(root).expanduser() / FOLDERS[name]
     if folder.exists():
         if not (folder / MARKER).is_file():
@@ -232,23 +237,27 @@ def _prepare(root: Path, name: str) -> Path:
                             fix="Pass an empty or new --root (synth never writes over real data).")
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    write_json(folder / MARKER, _marker(name, {}, seed, complete=False))
     return folder
+
+
+def _marker(name: str, counts: dict[str, int], seed: int, complete: bool, **extra: Any) -> dict[str, Any]:
+    return {"format": MARKER_FORMAT, "dataset": name, "complete": complete, "counts": counts,
+            "published": PUBLISHED[name], "seed": seed, "written_by": "bench data synth", **extra}
 
 
 def _finish(name: str, folder: Path, counts: dict[str, int], files: int, seed: int, t0: float,
             **extra: Any) -> SynthResult:
     from bench.io import write_json
 
-    write_json(folder / MARKER, {"format": MARKER_FORMAT, "dataset": name, "counts": counts,
-                                 "published": PUBLISHED[name], "seed": seed, "written_by": "bench data synth",
-                                 **extra})
+    write_json(folder / MARKER, _marker(name, counts, seed, complete=True, **extra))
     return SynthResult(name, folder, counts, files, time.perf_counter() - t0)
 
 
 @SYNTHS.register("rain13k", summary="train/Rain13K/{input,target}/N.jpg at Rain13K's sizes (see RAIN13K_PARTS)")
 def synth_rain13k(root: Path, count: int | None = None, seed: int = 0) -> SynthResult:
     t0 = time.perf_counter()
-    folder = _prepare(root, "rain13k")
+    folder = _prepare(root, "rain13k", seed)
     (folder / "input").mkdir()
     (folder / "target").mkdir()
     bank = streak_bank(seed)
@@ -264,7 +273,7 @@ def synth_rain13k(root: Path, count: int | None = None, seed: int = 0) -> SynthR
 @SYNTHS.register("rain100h", summary="test/Rain100H/{input,target}/N.png, 481 x 321 (34 portrait)")
 def synth_rain100h(root: Path, count: int | None = None, seed: int = 0) -> SynthResult:
     t0 = time.perf_counter()
-    folder = _prepare(root, "rain100h")
+    folder = _prepare(root, "rain100h", seed)
     (folder / "input").mkdir()
     (folder / "target").mkdir()
     bank = streak_bank(seed + 1)
@@ -280,7 +289,7 @@ def synth_rain100h(root: Path, count: int | None = None, seed: int = 0) -> Synth
 @SYNTHS.register("dense_haze", summary="Dense_Haze_NTIRE19/{hazy,GT}/NN_hazy.png, NN_GT.png, 1600 x 1200")
 def synth_dense_haze(root: Path, count: int | None = None, seed: int = 0) -> SynthResult:
     t0 = time.perf_counter()
-    folder = _prepare(root, "dense_haze")
+    folder = _prepare(root, "dense_haze", seed)
     (folder / "hazy").mkdir()
     (folder / "GT").mkdir()
     ids = dense_haze_ids(count)
@@ -296,7 +305,7 @@ def synth_dense_haze(root: Path, count: int | None = None, seed: int = 0) -> Syn
 @SYNTHS.register("lol", summary="LOLdataset/{our485,eval15}/{low,high}/N.png, 600 x 400")
 def synth_lol(root: Path, count: int | None = None, seed: int = 0) -> SynthResult:
     t0 = time.perf_counter()
-    folder = _prepare(root, "lol")
+    folder = _prepare(root, "lol", seed)
     ids = lol_ids(count)
     w, h = LOL_SIZE
     for split, sub in (("train", "our485"), ("test", "eval15")):
@@ -315,7 +324,7 @@ def synth_lol(root: Path, count: int | None = None, seed: int = 0) -> SynthResul
 def synth_cub(root: Path, count: int | None = None, seed: int = 0, classes: int | None = None) -> SynthResult:
     """``count`` is images per class (half train, half test); ``classes`` < 200 only for tests (a subset)."""
     t0 = time.perf_counter()
-    folder = _prepare(root, "cub")
+    folder = _prepare(root, "cub", seed)
     plan = cub_plan(count, classes)
     images, labels, split, names = [], [], [], []
     image_id = 0

@@ -301,6 +301,8 @@ def find_synthetic(folder: Path, dataset: str) -> Synthetic | None:
         if (data.get("format") != MARKER_FORMAT or not isinstance(counts, dict) or not isinstance(ids, dict)
                 or not all(isinstance(v, int) and v >= 0 for v in counts.values())):
             raise DataError(f"{f} is not a {MARKER_FORMAT} marker with counts per split.", fix=fix, doc=DOC)
+        if data.get("complete") is not True:
+            raise DataError(f"{d} holds a 'bench data synth' run that did not finish.", fix=fix, doc=DOC)
         return Synthetic(f, {str(k): v for k, v in counts.items()}, {str(k): list(map(str, v)) for k, v in ids.items()})
     return None
 
