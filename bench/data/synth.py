@@ -61,7 +61,8 @@ JPEG_QUALITY = 90
 #: BSD and the web, 14 rain renderings each; 800 scenes here) and Rain800 (Zhang et al., 2019: UCID, BSD, web)
 #: vary in size and their per-image sizes are not published: the cycles below are a model (UCID 512 x 384,
 #: BSD 481 x 321, web images up to 1,500 px) with the published set's widths (a public mirror of Rain13K
-#: reports widths of 228 to 3,560 px; images narrower than 256 px are left out here, see REPRODUCE.md).
+#: reports widths of 228 to 3,560 px; sides under the paper's 256 px patch are left out here, because the
+#: patch samplers refuse them where MPRNet's loader reflect-pads them).
 RAIN13K_PARTS: tuple[tuple[str, int, int, tuple[tuple[int, int], ...]], ...] = (
     ("Rain14000", 11_200, 14, ((512, 384), (512, 384), (512, 384), (384, 512), (481, 321), (481, 321),
                                (321, 481), (640, 480), (800, 600), (1200, 800))),
