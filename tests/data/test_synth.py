@@ -156,3 +156,17 @@ def test_unknown_set_is_one_sentence_with_a_suggestion(tmp_path: Path, capsys, m
     assert code == 2
     assert "Unknown synthetic data set 'rain100'. Did you mean 'rain100h'" in out and "Traceback" not in out
     assert not any(tmp_path.iterdir())  # nothing written before the names are checked
+
+
+def test_an_interrupted_synth_is_refused_and_then_replaced(tmp_path: Path) -> None:
+    folder = synth._prepare(tmp_path, "rain100h", seed=0)
+    (folder / "input").mkdir()
+    assert json.loads((folder / MARKER).read_text())["complete"] is False
+    synth.save(synth.scene(481, 321, synth._rng(0, "t", 0)), folder / "input" / "1.png")  # killed after one image
+    (folder / "target").mkdir()
+    rep = verify_dataset("rain100h", tmp_path)
+    assert rep.problems[0].kind == "layout" and "did not finish" in rep.summary()
+    with pytest.raises(DataError, match="did not finish"):
+        DATASETS.get("rain100h")(tmp_path)
+    synth.synth_rain100h(tmp_path, count=1)
+    assert verify_dataset("rain100h", tmp_path).ok
