@@ -60,6 +60,16 @@ def read_image(path: Path) -> torch.Tensor:
     images are converted to RGB. 16-bit colour (Pillow would keep only the high byte) and
     32-bit integer images are refused with a one-sentence error.
     """
+    return pixels_to_tensor(*read_pixels(path))
+
+
+def read_pixels(path: Path) -> tuple[np.ndarray, float]:
+    """The integer pixels ``read_image`` converts, and their full scale (255 or 65535).
+
+    An H x W x 3 uint8 array, or H x W uint16 for 16-bit grayscale. Training workers cache and
+    crop these (a quarter of the float32 bytes) and convert only the crop: the conversion is
+    element-wise, so a converted crop equals the same crop of ``read_image``, bit for bit.
+    """
     try:
         with Image.open(path) as im:
             raw = im.tile[0][3] if getattr(im, "tile", None) else None  # read before load() clears it
@@ -70,18 +80,21 @@ def read_image(path: Path) -> torch.Tensor:
                 raise DataError(f"{path} is a 16-bit colour image, which bench refuses rather than read only "
                                 "its high byte.", fix="Convert it to 8-bit RGB PNG (or 16-bit grayscale).")
             if mode in ("I;16", "I;16B", "I;16L"):
-                arr = np.asarray(im, dtype=np.float64) / 65535.0
-                arr = np.repeat(arr[..., None], 3, axis=2)
-            elif mode in ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr"):
-                arr = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
-            else:
-                raise DataError(f"{path} has image mode '{mode}', which bench cannot read.",
-                                fix="Convert it to 8- or 16-bit RGB or grayscale PNG.")
+                return np.asarray(im).astype(np.uint16), 65535.0  # native byte order
+            if mode in ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr"):
+                return np.asarray(im.convert("RGB"), dtype=np.uint8), 255.0
+            raise DataError(f"{path} has image mode '{mode}', which bench cannot read.",
+                            fix="Convert it to 8- or 16-bit RGB or grayscale PNG.")
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"{path} cannot be decoded as an image ({e}).",
                         fix="Replace the file with an intact copy.") from None
-    if not np.isfinite(arr).all():
-        raise DataError(f"{path} decodes to non-finite values.")
+
+
+def pixels_to_tensor(pixels: np.ndarray, scale: float) -> torch.Tensor:
+    """Integer pixels (or a crop of them) -> float32 3 x H x W: through float64, as ``read_image`` always did."""
+    arr = pixels.astype(np.float64) / scale
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
     return torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1).contiguous()
 
 

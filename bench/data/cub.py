@@ -18,6 +18,8 @@ from bench.data.verify import (
     VerifyReport,
     check_file,
     child_dir,
+    find_synthetic,
+    mark_synthetic,
     missing_root,
     no_layout,
     register_verifier,
@@ -183,10 +185,17 @@ def read_tables(root: Path) -> CubTables:
     return t
 
 
+def expected_counts(t: CubTables) -> dict[str, int]:
+    """The full release's counts, or those a synthetic root's SYNTHETIC.json records."""
+    mark = find_synthetic(t.folder, "cub")
+    return {k: mark.counts.get(k, v) for k, v in FULL.items()} if mark else dict(FULL)
+
+
 def _check_counts(t: CubTables, variant: str) -> list[tuple[str, int, int]]:
-    """(what, found, expected) for every count that differs from the full release."""
+    """(what, found, expected) for every count that differs from the full release (or the synthetic marker)."""
     found = {"train": len(t.split_ids("train")), "test": len(t.split_ids("test")), "classes": len(t.classes)}
-    return [(k, found[k], FULL[k]) for k in FULL if variant == "full" and found[k] != FULL[k]]
+    want = expected_counts(t)
+    return [(k, found[k], want[k]) for k in FULL if variant == "full" and found[k] != want[k]]
 
 
 @DATASETS.register("cub", task="classification", role="train+test", expected=FULL, convention="top1",
@@ -205,15 +214,19 @@ def cub(root: Path, split: str = "test", limit: int | None = None, *, variant: s
     if off:
         what, n, want = off[0]
         noun = "classes" if what == "classes" else f"{what} images"
-        raise DataError(f"CUB-200-2011 under {t.folder} has {n:,} {noun} where the full release has {want:,}.",
+        source = "its SYNTHETIC.json records" if find_synthetic(t.folder, "cub") else "the full release has"
+        raise DataError(f"CUB-200-2011 under {t.folder} has {n:,} {noun} where {source} {want:,}.",
                         fix="Restore the full archive, or pass variant='subset' for a deliberate subset.", doc=DOC)
     index = t.class_index()
     images = child_dir(t.folder, "images") or t.folder / "images"
     items = [LabelledImage(i, images / t.images[i], index[t.labels[i]]) for i in t.split_ids(split)]
-    expected = FULL[split] if variant == "full" else None
-    full = LabelledSet("cub", split, items, t.class_names(), variant, "full", expected,
-                       {"folder": str(t.folder), "classes": str(len(index))})
+    expected = expected_counts(t)[split] if variant == "full" else None
+    mark = find_synthetic(t.folder, "cub")
+    info = {"folder": str(t.folder), "classes": str(len(index))} | ({"synthetic": str(mark.path)} if mark else {})
+    full = LabelledSet("cub", split, items, t.class_names(), variant, "full", expected, info)
     kept = full.first_classes(classes).limit(limit)
+    if mark is not None:
+        kept.subset = mark_synthetic(kept.subset)
     rep = VerifyReport(f"CUB-200-2011 {split}", t.folder)
     unreadable: list[str] = []
     channels: list[tuple[str, str]] = []
@@ -240,14 +253,16 @@ def verify(root: Path, deep: bool = True, variant: str = "full") -> VerifyReport
     rep = VerifyReport("CUB-200-2011", t.folder)
     found = {"train": len(t.split_ids("train")), "test": len(t.split_ids("test")), "classes": len(t.classes)}
     rep.found = found
-    rep.expected = dict(FULL) if variant == "full" else {k: None for k in FULL}
+    rep.expected = expected_counts(t) if variant == "full" else {k: None for k in FULL}  # type: ignore[assignment]
+    mark = find_synthetic(t.folder, "cub")
+    rep.synthetic = str(mark.path) if mark else None
+    source = "its SYNTHETIC.json records" if mark else "the full release has"
     for what, n, want in _check_counts(t, variant):
         if what == "classes":
-            rep.add("count", [str(t.folder / "classes.txt")], f"classes.txt lists {n} classes where the full release "
-                    f"has {want}")
+            rep.add("count", [str(t.folder / "classes.txt")], f"classes.txt lists {n} classes where {source} {want}")
         else:
-            rep.add("count", [str(t.folder / "train_test_split.txt")], f"the {what} split has {n:,} images where the "
-                    f"full release has {want:,}", n=abs(n - want))
+            rep.add("count", [str(t.folder / "train_test_split.txt")], f"the {what} split has {n:,} images where "
+                    f"{source} {want:,}", n=abs(n - want))
     images = child_dir(t.folder, "images") or t.folder / "images"
     unreadable: list[str] = []
     channels: list[tuple[str, str]] = []

@@ -6,10 +6,17 @@ Loaders run these checks and raise the first problem as one :class:`DataError` s
 single full decode happens when the image is used, through ``read_image``. ``verify`` can
 decode everything (``deep=True``) because a truncated file passes a header read. The modes
 accepted here are the ones ``read_image`` decodes, with its conversion rules.
+
+Synthetic roots (``bench data synth``): a data set whose folder, or the folder directly above
+it, holds ``SYNTHETIC.json`` naming that data set is checked against the counts recorded there
+instead of the release's; everything else (layout, pairing, decodability, sizes, channels) is
+checked as for real data, and the loaded set says ``subset="synthetic"``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +29,8 @@ from bench.data.base import IMAGE_SUFFIXES, Pair, PairedSet
 from bench.errors import BenchError, DataError, MissingFileError
 
 DOC = "Data"
+MARKER = "SYNTHETIC.json"
+MARKER_FORMAT = "bench-synthetic/1"
 
 #: Modes ``read_image`` decodes, and the rule it applies; anything else is a channel problem.
 CHANNEL_RULES: dict[str, str] = {
@@ -113,6 +122,7 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     converted: dict[str, int] = field(default_factory=dict)  # rule -> number of files it applies to
     checked: int = 0  # files whose header (or, deep, whole image) was read
+    synthetic: str | None = None  # the SYNTHETIC.json whose counts were checked against
 
     @property
     def ok(self) -> bool:
@@ -153,6 +163,7 @@ class VerifyReport:
         for rule, n in other.converted.items():
             self.converted[rule] = self.converted.get(rule, 0) + n
         self.checked += other.checked
+        self.synthetic = self.synthetic or other.synthetic
         return self
 
     def first(self) -> Problem | None:
@@ -167,9 +178,11 @@ class VerifyReport:
         """One sentence: the first problem and how many files it affects, or what was checked."""
         first = self.first()
         if first is None:
-            notes = "; ".join(f"{n} file(s) {rule}" for rule, n in sorted(self.converted.items()))
+            notes = [f"{n} file(s) {rule}" for rule, n in sorted(self.converted.items())]
+            if self.synthetic:
+                notes.append(f"SYNTHETIC data, counts as recorded in {self.synthetic}")
             return (f"{self.dataset} under {self.root}: OK, found {self.counts() or 'nothing'} "
-                    f"({self.checked} file(s) checked{'; ' + notes if notes else ''}).")
+                    f"({self.checked} file(s) checked{'; ' + '; '.join(notes) if notes else ''}).")
         more = len(self.problems) - 1
         tail = f", and {more} more problem(s)" if more else ""
         return f"{self.dataset}: {first.detail} ({first.affected} file(s) affected{tail})."
@@ -185,6 +198,7 @@ class VerifyReport:
     def as_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "root": str(self.root), "ok": self.ok, "found": self.found,
                 "expected": self.expected, "converted": self.converted, "checked": self.checked,
+                "synthetic": self.synthetic,
                 "problems": [{"kind": p.kind, "detail": p.detail, "affected": p.affected, "files": p.files}
                              for p in self.problems]}
 
@@ -254,6 +268,63 @@ def index_by(files: Iterable[Path], pattern: str | None = None) -> tuple[dict[st
     return out, dups
 
 
+@dataclass(frozen=True)
+class Synthetic:
+    """A ``SYNTHETIC.json`` marker: the counts (and, for Dense-Haze, ids) ``bench data synth`` wrote."""
+
+    path: Path
+    counts: dict[str, int]
+    ids: dict[str, list[str]]
+
+    def expected(self, split: str, published: int | None) -> int | None:
+        return self.counts.get(split, published)
+
+    def wanted(self, split: str, published: list[str]) -> list[str]:
+        ids = set(self.ids.get(split, self.ids.get("all", published)))
+        return [i for i in published if i in ids]
+
+
+def find_synthetic(folder: Path, dataset: str) -> Synthetic | None:
+    """The marker for ``dataset`` in ``folder`` or the folder above it (LOL's split folders), or None."""
+    fix = "Rerun 'bench data synth' for this root (or delete the file if the data is real)."
+    for d in (folder, folder.parent):
+        f = d / MARKER
+        if not f.is_file():
+            continue
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{f} is not readable JSON ({e}).", fix=fix, doc=DOC) from None
+        if not isinstance(data, dict) or data.get("dataset") != dataset:
+            continue
+        counts, ids = data.get("counts"), data.get("ids", {})
+        if (data.get("format") != MARKER_FORMAT or not isinstance(counts, dict) or not isinstance(ids, dict)
+                or not all(isinstance(v, int) and v >= 0 for v in counts.values())):
+            raise DataError(f"{f} is not a {MARKER_FORMAT} marker with counts per split.", fix=fix, doc=DOC)
+        if data.get("complete") is not True:
+            raise DataError(f"{d} holds a 'bench data synth' run that did not finish.", fix=fix, doc=DOC)
+        return Synthetic(f, {str(k): v for k, v in counts.items()}, {str(k): list(map(str, v)) for k, v in ids.items()})
+    return None
+
+
+def with_marker(listing: Listing) -> Listing:
+    """``listing`` with the counts of its SYNTHETIC.json in place of the release's, when it has one."""
+    if listing.synthetic is not None:
+        return listing
+    mark = find_synthetic(listing.folder, listing.dataset)
+    if mark is None:
+        return listing
+    if listing.wanted is not None:
+        wanted = mark.wanted(listing.split, listing.wanted)
+        return dataclasses.replace(listing, wanted=wanted, expected=len(wanted), synthetic=mark)
+    return dataclasses.replace(listing, expected=mark.expected(listing.split, listing.expected), synthetic=mark)
+
+
+def mark_synthetic(subset: str) -> str:
+    """The subset label of a set loaded from a synthetic root: never "full", so never a reproduction."""
+    return "synthetic" if subset == "full" else f"synthetic,{subset}"
+
+
 @dataclass
 class Listing:
     """What a layout search found for one split of a paired data set, before any check."""
@@ -268,6 +339,7 @@ class Listing:
     wanted: list[str] | None = None  # ids the split must hold (Dense-Haze ranges); None: whatever is there
     duplicates: list[str] = field(default_factory=list)
     title: str = ""  # how messages name the data set ("Rain100H")
+    synthetic: Synthetic | None = None  # set once a SYNTHETIC.json has replaced the release's counts
 
     @property
     def label(self) -> str:
@@ -294,7 +366,9 @@ def check_listing(listing: Listing, keep: list[str] | None = None, *, require_cl
 
     ``keep`` defaults to every id; a loader passes the ids it returns after ``--limit``.
     """
+    listing = with_marker(listing)
     rep = VerifyReport(listing.label, listing.folder)
+    rep.synthetic = str(listing.synthetic.path) if listing.synthetic else None
     deg, clr = listing.degraded, listing.clear
     rep.add("duplicate", listing.duplicates,
             f"several files share one name, first {_first(listing.duplicates)}")
@@ -313,7 +387,8 @@ def check_listing(listing: Listing, keep: list[str] | None = None, *, require_cl
         ids = [i for i in listing.wanted if i in deg]
     elif strict_counts and listing.expected is not None and len(ids) != listing.expected:
         rep.add("count", [str(listing.folder)],
-                f"{len(ids)} degraded images found where the release has {listing.expected}",
+                f"{len(ids)} degraded images found where "
+                f"{'its SYNTHETIC.json records' if listing.synthetic else 'the release has'} {listing.expected}",
                 n=abs(len(ids) - listing.expected))
     rep.found[listing.split] = len(ids)
     rep.expected[listing.split] = len(listing.wanted) if listing.wanted is not None else listing.expected
@@ -324,15 +399,20 @@ def check_listing(listing: Listing, keep: list[str] | None = None, *, require_cl
 def checked_set(listing: Listing, limit: int | None = None, *, require_clear: bool = True,
                 strict_counts: bool = True) -> PairedSet:
     """The split as a :class:`PairedSet` (``--limit`` applied), after names, counts and headers passed."""
+    listing = with_marker(listing)
     deg, clr = listing.degraded, listing.clear
     ids = sorted(deg) if listing.wanted is None else [i for i in listing.wanted if i in deg]
     info = {"split": listing.split, "layout": listing.layout, "folder": str(listing.folder)}
+    if listing.synthetic is not None:
+        info["synthetic"] = str(listing.synthetic.path)
     full = PairedSet(listing.dataset, [Pair(i, deg[i], clr.get(i)) for i in ids], expected=listing.expected,
                      info=info)
     kept = full.limit(limit)
     rep = check_listing(listing, [p.id for p in kept.pairs], require_clear=require_clear,
                         strict_counts=strict_counts)
     rep.raise_if_bad()
+    if listing.synthetic is not None:
+        kept = dataclasses.replace(kept, subset=mark_synthetic(kept.subset))
     return kept
 
 
