@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 
-from bench.data.base import read_image
 from bench.graph.job import Artifact, JobContext, job_kind
 from bench.jobs.data import dataset_info, load_split
 from bench.losses.composite import build_loss
@@ -41,14 +40,15 @@ def resolve_prior(ctx: JobContext) -> torch.nn.Module | None:
 @job_kind("train", outputs=OUTPUTS)
 def train_job(ctx: JobContext) -> dict[str, Any]:
     from bench import build_baseline
-    from bench.data.patches import PatchSampler
+    from bench.data.stream import default_workers, training_batches
 
     cfg = ctx.job.config
     tcfg = TrainConfig(**cfg["train"])
     pairs = load_split(dataset_info(ctx), "train")
-    degraded = [read_image(p.degraded) for p in pairs.pairs]
-    clear = [read_image(p.clear) for p in pairs.pairs]
-    sampler = PatchSampler(degraded, clear, patch=tcfg.patch, batch=tcfg.batch, seed=tcfg.seed)
+    # lazily decoded patches (workers and pinned memory on a GPU node): the same draws as PatchSampler
+    workers = int(ctx.job.params.get("loader_workers", default_workers(len(pairs), ctx.device)))
+    sampler = training_batches(pairs, patch=tcfg.patch, batch=tcfg.batch, seed=tcfg.seed, workers=workers,
+                               pin_memory=ctx.device.startswith("cuda"))
     torch.manual_seed(tcfg.seed)  # the network's initial weights depend on the seed only
     model = build_baseline(cfg["baseline"], **cfg.get("baseline_kwargs", {}))
     prior = resolve_prior(ctx)
@@ -58,6 +58,9 @@ def train_job(ctx: JobContext) -> dict[str, Any]:
     # options that change numbers are in the key (config); the rest (prior checkpointing) only in params
     speed = SpeedOptions.from_dict({**ctx.job.params.get("speed", {}), **cfg.get("speed", {})})
     ctx.log(f"[train] {cfg['baseline']} with {'+'.join(cfg['losses'])} for {tcfg.steps} steps on {len(pairs)} pairs")
-    result = train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress,
-                   speed=speed, report=ctx.report)
-    return {**result, "train_dataset": pairs.name, "train_subset": pairs.subset}
+    try:
+        result = train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log,
+                       progress=ctx.progress, speed=speed, report=ctx.report)
+    finally:
+        sampler.close()
+    return {**result, "train_dataset": pairs.name, "train_subset": pairs.subset, "loader_workers": workers}
