@@ -84,3 +84,4 @@ BASELINES: Registry[Callable[..., Any]] = Registry("baseline", autoload=("baseli
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset", autoload=("bench.data",))
 METRICS: Registry[Callable[..., Any]] = Registry("metric", autoload=("bench.evaluate.metrics",))
 LOSSES: Registry[Callable[..., Any]] = Registry("loss", autoload=("bench.losses",))
+RESTORERS: Registry[Callable[..., Any]] = Registry("restorer", autoload=("bench.restorers",))
