@@ -113,11 +113,14 @@ def test_restore_returns_the_official_uint8_levels(tiny, reference):
     restorer = _for_reference(tiny, reference, "x0")
     img = reference["y"][None].float() / 255
     out = restorer.restore(img, seed=reference["seed"])
-    official = ((reference["cases"]["x0"]["sample"] + 1) * 127.5).clamp(0, 255).to(torch.uint8)
+    ours = ((restorer.sample(img, seed=reference["seed"]).x + 1) * 127.5).clamp(0, 255).to(torch.uint8)
     assert out.shape == img.shape and out.dtype == torch.float32
-    assert torch.equal(out * 255, (out * 255).round())  # exactly 8-bit levels
-    diff = (out * 255 - official.float()).abs()
-    assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3  # a level flips only where x sits on a boundary
+    assert torch.equal(out * 255, ours.float())  # exactly the official uint8 conversion of our sample
+    official = ((reference["cases"]["x0"]["sample"] + 1) * 127.5).clamp(0, 255).to(torch.uint8)
+    diff = (ours.float() - official.float()).abs()
+    # within ATOL_X a level flips only where x lies within ATOL_X of a level boundary (spacing 1/127.5):
+    # at most 2 * ATOL_X * 127.5 = 2.6% of the values (measured here: 1 of 10,368)
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 2 * ATOL_X * 127.5
 
 
 # -- determinism, sizes, progress ---------------------------------------------------------------------

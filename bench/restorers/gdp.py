@@ -31,14 +31,18 @@ blind scripts are ``scripts/sample_x0_enhancement_low_light.py`` and ``..._HDR.p
 * patches: 256x256, stride 128, plus the last-aligned position on each axis (``..._direct.py``
   l.403-410, 441-493); x0-hat clipped (``clip_denoised=True``), learned-range variance
   (``--learn_sigma True``), 1000 DDPM steps (README's MODEL_FLAGS, no ``--timestep_respacing``);
-* quality-enhancement losses (paper Sec. 3: exposure control, colour constancy, illumination
-  smoothness, after Zero-DCE): the script builds ``L_exp(8, 0.3)``, ``L_color``, ``L_TV``
-  (l.73-75) and computes them every call (l.105-107), but its active loss is the MSE alone
+* quality-enhancement losses (the paper's low-light terms: exposure control, colour constancy,
+  illumination smoothness, after Zero-DCE; their weights are read from the code): the script
+  builds ``L_exp(8, 0.3)``, ``L_color``, ``L_TV`` (``MyLoss.py``; l.73-75) and computes them every
+  call (l.105-107), but its active loss is the MSE alone
   (l.109); the combined loss ``- s*mse - s/100 L_exp(x0) - s/200 L_col(x0) - s L_TV(M)`` is the
   commented-out l.108. ``TASK_SETTINGS`` follows the active line (no quality term); pass
   ``quality=QUALITY_AS_COMMENTED`` for l.108. In l.108, L_TV(M) enters only the loss whose
   gradient is taken with respect to x0-hat, where it is zero, and f, M step on the MSE alone: the
   smoothness term has no effect in the official arithmetic, and none here.
+* M's step is the gradient of a mean over 3 P^2 values, at most 2/P^2 of the local residual per
+  step (3e-5 at P = 256): over 1000 steps M moves by a few hundredths at most, so in the
+  published loop f does the fitting and M stays near its start. Kept as is;
 * output: ``((x + 1) * 127.5).clamp(0, 255).to(uint8)`` (l.204), i.e. truncation; ``restore``
   returns exactly those 8-bit levels as floats in [0, 1].
 
@@ -46,7 +50,10 @@ Per-task settings (``TASK_SETTINGS``): low light is the published one. Dehazing 
 have no published GDP setting; the code's answer to an unknown degradation is this same blind
 f x + M loop (used unchanged for low light and for HDR), so both use it with the low-light
 numbers and no quality loss (exposure and colour terms are low-light priors). Haze,
-J t + A (1 - t), is f x + M with a global transmission; rain streaks are an additive M.
+J t + A (1 - t), is f x + M with a global transmission; rain streaks are an additive M. Expect
+little from it there: with M nearly inert (above) and f free, only the prior sets the output's
+brightness, x ~ y / f; on the smoke haze and rain tiles f settled at 0.6-0.9 and the output came
+out brighter than the input and scored below it (PSNR), while on smoke low light it gained ~2 dB.
 
 Any size: the canvas is cut into the official grid of prior-sized patches (256 for the real prior,
 stride half a patch). A side shorter than the patch is padded by edge replication to the patch
@@ -71,7 +78,21 @@ Differences from the official code (all arithmetic otherwise identical; see test
    published runs use 1000;
 8. batch size 1 only (one seed per image); the official loop shares f and M across a batch.
 
-Cost (``gdp_cost``): per image, steps x (number of patches) prior forwards and no backward.
+Cost (``gdp_cost``): per image, forwards = steps x patches(H, W) and no backward through the prior
+(the guidance gradient is taken with respect to x0-hat or x_t of a pixel loss, a few elementwise
+operations per pixel). At 256x256, 1000 steps and 2.24 TFLOP per forward (the real prior):
+
+=============  ======  =======  ===============  ==========  ===========================
+test set       images  patches  forwards         TFLOP       hours at 100 TFLOP/s
+=============  ======  =======  ===============  ==========  ===========================
+LOL 600x400    15      12       180,000          403,200     1.12
+Rain100H       100     6        600,000          1,344,000   3.73
+Dense-Haze     5       108      540,000          1,209,600   3.36
+total          120              1,320,000        2,956,800   8.21 (per variant; x2 for x0 + xt)
+=============  ======  =======  ===============  ==========  ===========================
+
+100 TFLOP/s sustained is an assumption (about a third of an A100's fp16 tensor-core peak, for a
+batch of 256x256 patches), not a measurement; time scales as 1/that rate.
 """
 
 from __future__ import annotations
