@@ -97,3 +97,4 @@ LOSSES: Registry[Callable[..., Any]] = Registry("loss", autoload=("bench.losses"
 PAPER: Registry[Callable[..., Any]] = Registry("paper target", autoload=("bench.paper",))
 #: How a render job writes its files, by layout name: each paper target's, and "experiment" for users' files.
 LAYOUTS: Registry[Callable[..., Any]] = Registry("layout", autoload=("bench.report.experiment", "bench.paper"))
+RESTORERS: Registry[Callable[..., Any]] = Registry("restorer", autoload=("bench.restorers",))
