@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bench.testing import fill_by_key, shared_path
+from support.shared import fill_by_key, shared_path
 from torch import nn
 
 from bench.errors import BenchError, UnknownNameError
