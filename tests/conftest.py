@@ -34,7 +34,7 @@ def _missing(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster():
+def slurm_cluster(request):
     """A running cluster (``.env``: SLURM_CONF and the cluster's marker; ``.partition``; ``.run(...)``)."""
     sc = load_slurm_cluster()
     reason = sc.unavailable_reason()
@@ -45,6 +45,11 @@ def slurm_cluster():
         _missing(reason)
     with sc.running_cluster(keep=os.environ.get("BENCH_SLURM_KEEP") == "1") as cluster:
         yield cluster
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:  # the cluster's cost, in the CI log
+        t = cluster.timings
+        tr.write_line(f"[slurm test cluster] start {t['start_s']:.1f} s (slurmctld {t['slurmctld_s']:.1f} s), "
+                      f"stop {t['stop_s']:.1f} s, leftover processes killed: {len(cluster.leftovers_killed)}")
 
 
 @pytest.fixture

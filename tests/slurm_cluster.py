@@ -110,6 +110,7 @@ class SlurmCluster:
     env: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    leftovers_killed: list[int] = field(default_factory=list)  # pids stop() had to SIGKILL
 
     @property
     def conf(self) -> Path:

@@ -35,6 +35,7 @@ from bench.graph.slurm import (
     read_record,
     resources_for,
 )
+from bench.graph.store import RunStore
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -167,6 +168,19 @@ def test_resources_by_kind_profile_device_and_options():
     assert resources_for("new_kind", None, none, "auto") == Resources(gpus=1, cpus=8, mem_gb=32, time_min=240)
     opts = SlurmOptions.parse(time="1:00:00", gpus_per_job=2, mem="8G", cpus=3)
     assert resources_for("train", "smoke", opts, "cpu") == Resources(gpus=2, cpus=3, mem_gb=8, time_min=60)
+
+
+def test_cpu_jobs_run_on_cpu_and_missing_slurm_is_a_bench_error(tmp_path, monkeypatch):
+    b = SlurmBackend(tmp_path / "runs", device="auto", fn=standin_done, log=lambda m: None)
+    assert b.runs_root == SlurmBackend(RunStore(tmp_path / "runs")).runs_root == (tmp_path / "runs").resolve()
+    train_full = Job("train", {"profile": "paper"})
+    assert b.entry(train_full, b.resources(train_full)).device == "auto"  # given a GPU: the worker picks it
+    train_smoke = Job("train", {"profile": "smoke"})
+    assert b.entry(train_smoke, b.resources(train_smoke)).device == "cpu"  # no GPU asked for: CPU, even on a GPU node
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BenchError, match="missing: sbatch, srun, squeue, scancel") as e:
+        b.submit(train_smoke)
+    assert "--executor local" in e.value.fix
 
 
 def run_entry(monkeypatch, reason: str | None, state: str = "RUNNING", restarts: int = 0, requeue_rc: int = 0,

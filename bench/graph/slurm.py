@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -296,11 +297,12 @@ class _Submission:
 class SlurmBackend:
     """Runs each job as a Slurm job via submitit; see the module docstring."""
 
-    def __init__(self, runs_root: Path | str, device: str = "auto", options: SlurmOptions | None = None,
+    def __init__(self, runs_root: Any, device: str = "auto", options: SlurmOptions | None = None,
                  fn: str | Callable[..., str] = WORKER, profile: str | None = None,
                  log: Callable[[str], None] = print, query_interval_s: float = 10.0, lost_grace_s: float = 30.0,
                  command_timeout_s: float = 30.0, tick_s: float = 0.5):
-        self.runs_root = Path(runs_root).resolve()
+        root = runs_root if isinstance(runs_root, str | os.PathLike) else runs_root.root  # a folder or a RunStore
+        self.runs_root = Path(root).resolve()
         self.folder = self.runs_root / SUBMITIT_DIR
         self.device = device
         self.options = options or SlurmOptions()
@@ -313,6 +315,8 @@ class SlurmBackend:
         self.tick_s = tick_s
         self._subs: dict[str, _Submission] = {}
         self._last_query = float("-inf")
+        self._last_warning = float("-inf")
+        self._ended: set[str] = set()  # recorded Slurm job ids known to have ended (is_queued)
 
     @property
     def capacity(self) -> int:
@@ -341,10 +345,15 @@ class SlurmBackend:
         ex.update_parameters(**params)
         return ex
 
+    def entry(self, job: Any, res: Resources) -> SlurmEntry:
+        """What the Slurm job runs. A job given no GPU runs on the CPU even where the node has GPUs."""
+        return SlurmEntry(fn=self.fn, key=job.key, runs_root=str(self.runs_root),
+                          device="cpu" if res.gpus == 0 else self.device, max_requeues=self.options.max_requeues)
+
     def submit(self, job: Any) -> None:
+        check_available()
         res = self.resources(job)
-        entry = SlurmEntry(fn=self.fn, key=job.key, runs_root=str(self.runs_root), device=self.device,
-                           max_requeues=self.options.max_requeues)
+        entry = self.entry(job, res)
         try:
             sj = self._executor(job, res).submit(entry)
         except Exception as e:  # sbatch's refusal (bad partition, too much memory) is the user's to fix
@@ -377,7 +386,10 @@ class SlurmBackend:
         if not rec or "slurm_job_id" not in rec:
             return False
         job_id = str(rec["slurm_job_id"])
+        if job_id in self._ended:
+            return False
         if self._result_path(job_id).exists():  # the worker returned; Slurm may still be tidying up
+            self._ended.add(job_id)
             return False
         states = self._query([job_id], self.command_timeout_s)
         if states is None:  # Slurm did not answer: do not risk a second copy; poll will find out
@@ -385,6 +397,7 @@ class SlurmBackend:
             return True
         state, name = states.get(job_id, ("", ""))
         if state not in ACTIVE_STATES or (name and name != rec.get("job_name", name)):
+            self._ended.add(job_id)  # the scheduler asks every round: ask Slurm about an ended id once
             return False
         self._subs[job.key] = _Submission(job.key, job_id, ours=False, state=state)
         self.log(f"[slurm] {job.kind} {job.key[:12]}: Slurm job {job_id} already {state.lower()}, following it")
@@ -414,6 +427,10 @@ class SlurmBackend:
         if self._subs and time.monotonic() - self._last_query >= self.query_interval_s and left > 0.2:
             self._last_query = time.monotonic()
             states = self._query([s.job_id for s in self._subs.values()], min(self.command_timeout_s, left))
+            if states is None and time.monotonic() - self._last_warning > 300:
+                self._last_warning = time.monotonic()
+                self.log("[slurm] squeue/sacct did not answer; following the jobs by their result files until "
+                         "Slurm answers again")
             if states is not None:
                 now = time.monotonic()
                 for sub in list(self._subs.values()):
@@ -496,6 +513,20 @@ class SlurmBackend:
             self.log(f"[slurm] cancelled Slurm job(s) {', '.join(s.job_id for s in ours)}")
             for s in ours:
                 self._subs.pop(s.key, None)
+
+
+def check_available() -> None:
+    """Slurm's client commands and submitit must be here before anything is submitted."""
+    import shutil
+
+    missing = [c for c in ("sbatch", "srun", "squeue", "scancel") if shutil.which(c) is None]
+    if missing:
+        raise BenchError(f"--executor slurm needs Slurm's client commands on PATH; missing: {', '.join(missing)}.",
+                         fix="Run bench on a Slurm login node (or load its module), or use "
+                                                "--executor local/pool.")
+    if importlib.util.find_spec("submitit") is None:
+        raise BenchError("--executor slurm needs the submitit package, which is not installed.",
+                         fix="Run ./scripts/setup.sh (or pip install submitit).")
 
 
 def job_name(job: Any) -> str:
