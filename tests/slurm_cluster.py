@@ -50,7 +50,7 @@ def missing_programs() -> list[str]:
 def install_packages(timeout_s: float = 600) -> None:
     """``apt-get install`` the packages (root only); quiet unless it fails."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
+    cmd = ["apt-get", "install", "-y", "-q", *PACKAGES]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
     if r.returncode != 0:
         r = subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True, timeout=timeout_s)

@@ -384,3 +384,30 @@ def test_restarted_backend_follows_queued_job_and_never_resubmits(slurm_env, tmp
     assert outcome == "done" and (d / "final.json").exists()
     assert (d / "starts.txt").read_text().splitlines() == ["0 0"]  # ran once
     assert not make_backend(runs, standin_steps, logs).is_queued(job)  # ended: a new run may submit it
+
+
+def test_close_cancels_only_its_own_jobs_and_only_when_asked(slurm_env, tmp_path):
+    logs: list[str] = []
+    runs = tmp_path / "runs"
+    jobs = {name: make_job(name) for name in ("left", "adopted", "cancelled")}
+    for job in jobs.values():
+        (runs / job.key).mkdir(parents=True)
+        (runs / job.key / "spec.json").write_text(json.dumps({"steps": 600, "sleep": 0.1}))
+
+    def state(job: Job) -> str:
+        job_id = read_record(runs, job.key)["slurm_job_id"]
+        return slurm_env.run("squeue", "-h", "--states=all", "-o", "%T", "-j", job_id).stdout.strip()
+
+    default = make_backend(runs, standin_steps, logs)
+    default.submit(jobs["left"])
+    default.submit(jobs["adopted"])
+    default.close()  # Ctrl-C with the default: the jobs stay queued for the next bench run
+    assert state(jobs["left"]) in {"PENDING", "RUNNING"} and state(jobs["adopted"]) in {"PENDING", "RUNNING"}
+    cancelling = make_backend(runs, standin_steps, logs, cancel_on_close=True)
+    assert cancelling.is_queued(jobs["adopted"])  # followed, but submitted by an earlier run
+    cancelling.submit(jobs["cancelled"])
+    cancelling.close()
+    wait_for(lambda: state(jobs["cancelled"]) == "CANCELLED", 20, "the closing backend's own job to be cancelled")
+    assert state(jobs["adopted"]) in {"PENDING", "RUNNING"} and state(jobs["left"]) in {"PENDING", "RUNNING"}
+    assert cancelling.in_flight() == {jobs["adopted"].key}
+    slurm_env.run("scancel", *(read_record(runs, j.key)["slurm_job_id"] for j in jobs.values()))

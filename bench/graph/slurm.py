@@ -406,12 +406,14 @@ class SlurmBackend:
     # -- poll ------------------------------------------------------------------------------------------------
 
     def poll(self, timeout: float) -> list[tuple[str, str]]:
-        """Outcomes of submissions that ended, waiting up to ``timeout`` seconds for the first (never longer)."""
+        """Outcomes of submissions that ended, waiting up to ``timeout`` seconds for the first (never longer).
+
+        With nothing in flight it still waits (the scheduler is then waiting for jobs other workers hold)."""
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             out = self._collect(deadline)
             left = deadline - time.monotonic()
-            if out or left <= 0 or not self._subs:
+            if out or left <= 0:
                 return out
             time.sleep(min(self.tick_s, left))
 
