@@ -52,19 +52,29 @@ def run(
     seeds: Annotated[int, typer.Option(min=1, help="Train every row with this many seeds.")] = 1,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Root of the real data sets (or BENCH_DATA).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Pairs per data set (truncated profile).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Pairs per data set (truncated profile).")] = None,
     classes: Annotated[int | None, typer.Option(
         min=2, help="CUB: only the first K classes (truncated profile; Table 2, Figure 7's Top-1 V).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Override training iterations per run.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Override training iterations per run.")] = None,
+    prior: Annotated[str | None, typer.Option(
+        help="Diffusion prior file for any profile (or BENCH_PRIOR); 'smoke' for the smoke prior.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
     tables_dir: Annotated[Path | None, typer.Option(help="Where tables are published (default tables/).")] = None,
     force: Annotated[bool, typer.Option(help="Rerun every job, done or not.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the job graph and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the job graph and the preflight, then exit.")
+                       ] = False,
+    check: Annotated[bool, typer.Option("--check", help="Run only the preflight (data, prior, weights, disk, GPU).")
+                     ] = False,
+    executor: Annotated[str, typer.Option(help="local | pool | slurm")] = "local",
+    workers: Annotated[int, typer.Option(min=1, help="pool: worker processes.")] = 1,
+    gpus: Annotated[str | None, typer.Option(help="pool: GPU ids, worker i uses GPU i (e.g. 0,1,2,3).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="pool: CPU threads per worker.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Build and run the job graph of a table (or figure, or all of them), then publish it under tables/.
 
+    A preflight checks everything the graph reads first and reports every problem at once.
     ``--all`` runs the targets one after another in this process: a finished reproduction is
     re-checked in seconds, where one process per target paid torch's import each time.
     """
@@ -72,33 +82,91 @@ def run(
 
     if sum((table is not None, figure is not None, every)) != 1:
         raise BenchError("Give exactly one of --table N, --figure N or --all.", fix="For example: bench run --table 1.")
+    if dry_run and check:
+        raise BenchError("--dry-run already runs the preflight; give one of --dry-run and --check.",
+                         fix="Drop --check.")
     targets = ([(t, None) for t in pipeline.TABLES] + [(None, f) for f in pipeline.FIGURES]) if every else [
         (table, figure)]
     root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
     store = pipeline.store(runs_dir)
+    dev = _device(device)
+    gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
     for t, f in targets:
         spec = pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds, baselines=baseline or None,
-                                data_root=root, limit=limit, classes=classes, steps=steps)
-        graph = pipeline.build(spec)
+                                data_root=root, limit=limit, classes=classes, steps=steps, prior=prior)
+        built = pipeline.build_plan(spec)
         if dry_run:
-            _print_plan(pipeline.plan(graph, store))
+            _print_plan(pipeline.plan(built.graph, store))
+        report = pipeline.check(built, store, device=dev)
+        if not report.ok:
+            from bench.preflight import PreflightFailed
+
+            raise PreflightFailed(report)
+        if dry_run or check:
+            console.print(report.render(), highlight=False, markup=False, soft_wrap=True)
             continue
-        published = pipeline.execute(graph, store, device=_device(device), force=force, progress=progress,
-                                     tables_dir=tables_dir)
+        published = pipeline.execute(built.graph, store, device=dev, force=force, progress=progress,
+                                     tables_dir=tables_dir, executor=executor, workers=workers, gpus=gpu_ids,
+                                     threads=threads)
         for p in published:
             console.print(f"wrote {p}")
+
+
+_COLOURS = {"done": "green", "pending": "yellow", "stale": "red", "running": "cyan", "failed": "bold red"}
 
 
 def _print_plan(rows: list[tuple[str, str, str, str]]) -> None:
     t = Table(title="job graph")
     for h in ("key", "kind", "job", "status"):
         t.add_column(h)
-    colours = {"done": "green", "pending": "yellow", "stale": "red"}
     for key, kind, label, status in rows:
-        t.add_row(key, kind, label, f"[{colours[status]}]{status}[/]")
+        t.add_row(key, kind, label, f"[{_COLOURS.get(status, 'white')}]{status}[/]")
     console.print(t)
-    counts = {s: sum(1 for r in rows if r[3] == s) for s in ("done", "pending", "stale")}
-    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    counts = {s: sum(1 for r in rows if r[3] == s) for s in ("done", "pending", "stale", "running", "failed")}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("done", "pending", "stale")))
+
+
+@app.command()
+def status(
+    table: Annotated[int | None, typer.Option("--table", "-t", help="Paper table (1-4).")] = None,
+    figure: Annotated[int | None, typer.Option("--figure", help="Paper figure (7).")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every table and figure.")] = False,
+    profile: Annotated[str, typer.Option(help="smoke | truncated | paper")] = "smoke",
+    seeds: Annotated[int, typer.Option(min=1, help="As given to bench run.")] = 1,
+    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="As given to bench run.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="As given to bench run (or BENCH_DATA).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
+    classes: Annotated[int | None, typer.Option(min=2, help="As given to bench run.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
+    prior: Annotated[str | None, typer.Option(help="As given to bench run.")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
+) -> None:
+    """Every job of a run: done / running (host, pid or Slurm id, step, heartbeat) / pending / failed (why)."""
+    from bench import pipeline
+    from bench.graph.status import status_rows
+
+    if sum((table is not None, figure is not None, every)) != 1:
+        raise BenchError("Give exactly one of --table N, --figure N or --all.", fix="For example: bench status -t 1.")
+    targets = ([(t, None) for t in pipeline.TABLES] + [(None, f) for f in pipeline.FIGURES]) if every else [
+        (table, figure)]
+    root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
+    store = pipeline.store(runs_dir)
+    roots = [pipeline.build(pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds,
+                                             baselines=baseline or None, data_root=root, limit=limit,
+                                             classes=classes, steps=steps, prior=prior)) for t, f in targets]
+    rows = status_rows(roots, store)
+    out = Table(title=f"jobs in {store.root}")
+    for h in ("key", "kind", "job", "status", "detail"):
+        out.add_column(h, overflow="fold")
+    for r in rows:
+        out.add_row(r.key, r.kind, r.label, f"[{_COLOURS.get(r.status, 'white')}]{r.status}[/]", r.detail)
+    from rich.console import Console
+
+    Console(soft_wrap=False, width=max(console.width, 160)).print(out)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
 
 class Kind(StrEnum):
@@ -143,6 +211,29 @@ def compare(
         Console().print(out)  # the result goes to stdout (pipeable); bench's console is stderr
 
 
+def _check_out_writable(out: Path) -> None:
+    """``bench evaluate --out``: refuse, before any scoring (which can take minutes), a path that cannot be written.
+
+    The folder is created as the CSV writer would, then probed with a temporary file that vanishes on close.
+    """
+    import tempfile
+
+    fix = "Pass --out under a folder you can write, e.g. --out results/scores.csv."
+    if out.is_dir():
+        raise BenchError(f"--out {out} is a folder, not a CSV file name.",
+                         fix=f"Pass a file in it, e.g. --out {out / 'scores.csv'}.")
+    existing = next((p for p in (out.parent, *out.parent.parents) if p.exists()), out.parent)
+    if not existing.is_dir():
+        raise BenchError(f"Cannot write --out {out}: {existing} is a file, not a folder.", fix=fix)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        raise BenchError(f"Cannot write --out {out}: its folder {out.parent} cannot be created or written "
+                         f"({e.strerror or e}).", fix=fix) from None
+
+
 @app.command()
 def evaluate(
     pred: Annotated[Path, typer.Option(help="Folder of restored images.")],
@@ -170,6 +261,7 @@ def evaluate(
         raise BenchError("No metric given.", fix="For example: --metrics psnr,ssim,lpips,fid.")
     dev = _device(device)
     pairs = folder_items(pred, target)
+    _check_out_writable(out)  # before scoring, which can take minutes
     rows, summary = score(load_items(pairs), names, convention, dev)
     env = environment(dev) | {"dataset": dataset, "subset": "full", "profile": "user", "pred_dir": str(pred),
                               "target_dir": str(target)}
@@ -217,8 +309,11 @@ def data_verify(
     from bench.data.verify import verify_dataset
 
     report = verify_dataset(dataset, root)
-    console.print(report.summary())
+    console.print(report.summary(), highlight=False, markup=False, soft_wrap=True)
     if not report.ok:
+        # every problem, each with up to 10 of the files it affects and their count
+        for line in report.details()[1:]:
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -228,11 +323,14 @@ def main() -> None:
     except BenchError as e:
         if STATE["debug"]:
             raise
-        console.print(f"[bold red]Error:[/] {e.message}", highlight=False)
+        from rich.text import Text
+
+        # plain text (a message may hold brackets rich would read as markup), wrapped only by the terminal
+        console.print(Text.assemble(("Error: ", "bold red"), e.message), soft_wrap=True)
         if e.fix:
-            console.print(f"[bold]Fix:[/] {e.fix}", highlight=False)
+            console.print(Text.assemble(("Fix: ", "bold"), e.fix), soft_wrap=True)
         if e.doc:
-            console.print(f"See REPRODUCE.md, section '{e.doc}'.", highlight=False)
+            console.print(f"See REPRODUCE.md, section '{e.doc}'.", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         console.print("Interrupted; rerun the same command to resume.")

@@ -56,3 +56,12 @@ class TrainingDiverged(BenchError, RuntimeError):
 
     def __str__(self) -> str:
         return BenchError.__str__(self)
+
+
+class JobsFailed(BenchError, RuntimeError):
+    """Some jobs of a run failed (each has an error.json); the others ran. Exit status 1."""
+
+    exit_code = 1
+
+    def __str__(self) -> str:
+        return BenchError.__str__(self)

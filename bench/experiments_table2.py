@@ -25,6 +25,7 @@ from bench.errors import BenchError
 from bench.evaluate.classify import ARCHS, ClassifyRecipe
 from bench.experiments import GraphBuilder, Row
 from bench.graph.job import Job
+from bench.prior.ref import PriorRef
 
 #: Table 2's restoration network per task, and the CUB degradation it faces.
 TABLE2_TASKS: dict[str, tuple[str, str]] = {"dehazing": ("mb_taylorformer", "fog"),
@@ -63,19 +64,39 @@ SMOKE_DATA: dict[str, Any] = {"source": "smoke", "per_class_train": 6, "per_clas
 TRUNCATED_LIMIT = {"train": 4, "test": 2}  # images per class of the 100-class subset
 
 
-def cub_data_job(profile: Profile, data_root: Path | None) -> Job:
-    """The ``prepare_cub`` job: the embedded stand-in, or CUB under ``data_root``."""
+def cub_data_job(profile: Profile, data_root: Path | None, problems: list[BenchError] | None = None) -> Job:
+    """The ``prepare_cub`` job: the embedded stand-in, or CUB under ``data_root`` (keyed by its content)."""
     if profile.embedded_data:
         return Job("prepare_cub", dict(SMOKE_DATA), label="data:cub-standin")
     if data_root is None:
         raise BenchError(f"The '{profile.name}' profile needs CUB-200-2011 for Table 2.",
                          fix="Pass --data-root PATH holding CUB_200_2011/ (or set BENCH_DATA).", doc="Data")
     full = profile.name == "paper"
-    cfg = {"source": "cub", "dataset": "cub" if full else "cub_subset", "root": str(data_root),
-           "limit_per_class": None if full else dict(TRUNCATED_LIMIT)}
+    cfg: dict[str, Any] = {"source": "cub", "dataset": "cub" if full else "cub_subset",
+                           "limit_per_class": None if full else dict(TRUNCATED_LIMIT)}
     if profile.classes:  # only when asked, so the key (and every hash) is unchanged otherwise
         cfg["classes"] = profile.classes
-    return Job("prepare_cub", cfg, label=f"data:{cfg['dataset']}")
+    cfg["fingerprint"] = _cub_fingerprints(cfg, data_root, problems)
+    return Job("prepare_cub", cfg, label=f"data:{cfg['dataset']}", params={"root": str(data_root)})
+
+
+def _cub_fingerprints(cfg: dict[str, Any], data_root: Path, problems: list[BenchError] | None) -> dict[str, str]:
+    """Per split, the content fingerprint of the CUB images a job reads (``unavailable`` if unreadable)."""
+    from bench.data.fingerprint import DigestMemo, labelled_set_fingerprint
+    from bench.jobs.classify import load_cub
+
+    memo, out = DigestMemo(), {}
+    for split in ("train", "test"):
+        try:
+            out[split] = labelled_set_fingerprint(load_cub(cfg, data_root, split), data_root, memo)
+        except BenchError as e:
+            if problems is None:
+                raise
+            if not any(e.message == p.message for p in problems):
+                problems.append(e)
+            out[split] = "unavailable"
+    memo.save()
+    return out
 
 
 def _recipes(profile: Profile) -> dict[str, ClassifyRecipe]:
@@ -134,7 +155,7 @@ def build_table2_graph(profile: Profile, seeds: int, data_root: Path | None, bui
     """
     from bench.data.corruptions import DEFAULT_SEVERITY
 
-    data = cub_data_job(profile, data_root)
+    data = cub_data_job(profile, data_root, builder.problems)
     classifiers = classifier_jobs(profile, data)
     jobs: list[Job] = []
     for arch in ARCHS:
@@ -158,8 +179,8 @@ def build_table2_graph(profile: Profile, seeds: int, data_root: Path | None, bui
 FIGURE7_DEGRADATION = TABLE2_TASKS["dehazing"][1]
 
 
-def figure7_top1_jobs(profile: Profile, data_root: Path | None,
-                      trained: list[tuple[Row, Job, dict[str, Job]]]) -> list[tuple[dict[str, Any], Job]]:
+def figure7_top1_jobs(profile: Profile, data_root: Path | None, trained: list[tuple[Row, Job, dict[str, Job]]],
+                      problems: list[BenchError] | None = None) -> list[tuple[dict[str, Any], Job]]:
     """(row spec, classify job) of Figure 7's Top-1 V for each (row, train job, {select: evaluate job}).
 
     The paper plots "PSNR and Top-1V" per gamma without saying on which images; we take Table 2's:
@@ -168,7 +189,7 @@ def figure7_top1_jobs(profile: Profile, data_root: Path | None,
     """
     from bench.data.corruptions import DEFAULT_SEVERITY
 
-    data = cub_data_job(profile, data_root)
+    data = cub_data_job(profile, data_root, problems)
     vgg = classifier_jobs(profile, data)["vgg16"]
     degraded = degrade_job(data, FIGURE7_DEGRADATION)
     out = []
@@ -191,8 +212,9 @@ def figure7_has_top1(profile: Profile, data_root: Path | None) -> bool:
     from bench.errors import DataError, MissingFileError
     from bench.jobs.classify import locate_cub
 
+    dataset = "cub" if profile.name == "paper" else "cub_subset"
     try:
-        locate_cub(Path(data_root), cub_data_job(profile, data_root).config["dataset"])  # type: ignore[arg-type]
+        locate_cub(Path(data_root), dataset)  # type: ignore[arg-type]
     except (MissingFileError, DataError):
         return False
     return True
@@ -203,11 +225,12 @@ def row_spec(job: Job) -> dict[str, Any]:
     return {k: job.config[k] for k in ROW_KEYS}
 
 
-def build_table2(profile: Profile, seeds: int = 1, data_root: Path | None = None) -> Job:
+def build_table2(profile: Profile, seeds: int = 1, data_root: Path | None = None, prior: PriorRef | None = None,
+                 problems: list[BenchError] | None = None) -> Job:
     """Table 2's render job (what ``bench.experiments.build_table(2, ...)`` returns)."""
     import bench.jobs.classify  # noqa: F401  (registers this graph's job kinds until bench.jobs imports it)
 
-    builder = GraphBuilder(profile, data_root)
+    builder = GraphBuilder(profile, data_root, prior, problems)
     jobs = build_table2_graph(profile, seeds, data_root, builder)
     cfg = {"table": 2, "profile": profile.name, "rows": [row_spec(j) for j in jobs],
            "is_reproduction": profile.is_reproduction}

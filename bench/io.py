@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.faults import fault_point
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -27,8 +29,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o644)  # mkstemp's 0600 would hide results from the other users of a shared runs folder
+        fault_point("before_rename")
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
+        fault_point("after_rename")
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

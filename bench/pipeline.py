@@ -6,21 +6,26 @@ This is the library behind ``bench run``; the CLI only parses options.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bench.config import get_profile
+from bench import faults
+from bench.config import Profile, get_profile
 from bench.errors import BenchError
-from bench.graph.executor import LocalExecutor
 from bench.graph.executor import plan as graph_plan
 from bench.graph.job import Job
 from bench.graph.store import RunStore
+from bench.io import atomic_path
 from bench.paths import runs_dir
 from bench.paths import tables_dir as default_tables_dir
+from bench.prior.ref import PriorRef
 from bench.registry import BASELINES
 
+if TYPE_CHECKING:
+    from bench.preflight import PreflightReport
+
 TABLES = (1, 2, 3, 4)
-OFFICIAL_PRIOR = "adm256_uncond"  # weights-manifest name of guided-diffusion's 256x256 unconditional model
 FIGURES = (7,)
 
 
@@ -35,10 +40,43 @@ class RunSpec:
     limit: int | None = None
     classes: int | None = None
     steps: int | None = None
+    prior: str | None = None  # --prior PATH | smoke | random (rehearsals); None: the profile's (or BENCH_PRIOR)
 
 
-def build(spec: RunSpec) -> Job:
-    """The render job of the requested table; raises a one-sentence error for bad requests."""
+@dataclass
+class Plan:
+    """A built graph and what the preflight needs to know about how it was built."""
+
+    graph: Job
+    profile: Profile
+    prior: PriorRef
+    problems: list[BenchError] = field(default_factory=list)
+
+
+def resolve_prior(spec: RunSpec, profile: Profile, problems: list[BenchError]) -> PriorRef:
+    """The run's prior: ``--prior`` / ``BENCH_PRIOR`` for any profile, else the profile's own.
+
+    The truncated profile keeps the smoke prior unless a prior is named (REPRODUCE.md, Profiles):
+    finding the 2.2 GB file in a weights folder does not change what a cheap run trains with.
+    """
+    from bench.prior.adm import ADM256_UNCOND_KWARGS
+    from bench.prior.ref import RANDOM, resolve
+
+    if spec.prior == RANDOM:  # a request error, not a file problem: say so at once
+        return resolve(spec.prior, profile.prior, allow_random=False)
+    try:
+        return resolve(spec.prior, profile.prior, allow_random=False)
+    except BenchError as e:
+        problems.append(e)
+        return PriorRef("file", sha256="unavailable", adm_kwargs=dict(ADM256_UNCOND_KWARGS))
+
+
+def build_plan(spec: RunSpec) -> Plan:
+    """The render job of the requested table with its profile and prior; raises for bad requests.
+
+    What cannot be read while building (a missing data set or prior) is collected in ``problems``
+    for the preflight, which reports everything at once.
+    """
     from bench import experiments
 
     if spec.table is not None and spec.table not in TABLES:
@@ -50,25 +88,42 @@ def build(spec: RunSpec) -> Job:
     if spec.classes is not None and profile.embedded_data:
         raise BenchError(f"--classes cuts real CUB; the '{profile.name}' profile builds its own few classes.",
                          fix="Use --profile truncated --data-root PATH, or drop --classes.")
-    if profile.name == "truncated" and profile.prior == "smoke":
-        from bench.weights import find
-
-        if find(OFFICIAL_PRIOR) is not None:  # the real prior is here: use it (REPRODUCE.md, Profiles)
-            profile = replace(profile, prior=OFFICIAL_PRIOR)
     if spec.data_root is not None and not spec.data_root.is_dir():
         raise BenchError(f"Data directory {spec.data_root} does not exist.",
                          fix="Pass the folder that holds the data sets with --data-root.", doc="Data")
     for name in spec.baselines or []:
         BASELINES.get(name)  # "did you mean" on a typo
+    problems: list[BenchError] = []
+    prior = resolve_prior(spec, profile, problems)
+    if prior.image_size and prior.image_size > profile.patch:
+        # DiffLoss crops the prior's size from each patch: a larger prior trains every row at its size
+        profile = replace(profile, patch=prior.image_size)
     target = spec.table if spec.table is not None else f"figure{spec.figure}"
-    job = experiments.build_table(target, profile, seeds=spec.seeds, data_root=spec.data_root)
+    job = experiments.build_table(target, profile, seeds=spec.seeds, data_root=spec.data_root, prior=prior,
+                                  problems=problems)
     if spec.baselines:
         # Reference rows (no baseline: Table 2's clean and unrestored images) stay in a filtered table.
         keep = {k: j for k, j in job.inputs.items() if j.config.get("baseline") in [*spec.baselines, ""]}
         rows = [r for r in job.config["rows"] if r["baseline"] in [*spec.baselines, ""]]
         job = replace(job, inputs={f"row{i:03d}": j for i, j in enumerate(keep.values())},
                       config={**job.config, "rows": rows})
-    return job
+    return Plan(job, profile, prior, problems)
+
+
+def build(spec: RunSpec) -> Job:
+    """The render job of the requested table (see :func:`build_plan`)."""
+    return build_plan(spec).graph
+
+
+def check(built: Plan, st: RunStore, device: str = "cpu", speed: dict[str, Any] | None = None) -> PreflightReport:
+    """The preflight of a built plan (every problem at once)."""
+    from bench.preflight import preflight
+
+    pending = {j.key for j, s in graph_plan([built.graph], st) if s != "done"}
+    return preflight(built.graph, runs_root=st.root, problems=built.problems, patch=built.profile.patch,
+                     strict_counts=built.profile.is_reproduction, device=device, speed=speed, pending=pending,
+                     prior=built.prior if built.prior.kind == "file" and built.prior.sha256 != "unavailable"
+                     else None)
 
 
 def store(root: Path | None = None) -> RunStore:
@@ -82,13 +137,19 @@ def plan(graph: Job, st: RunStore) -> list[tuple[str, str, str, str]]:
 
 
 def execute(graph: Job, st: RunStore, device: str = "cpu", force: bool = False, progress: bool = True,
-            tables_dir: Path | None = None) -> list[Path]:
-    """Run what is not done, then copy the render job's files to the tables folder."""
-    import bench.jobs  # noqa: F401
+            tables_dir: Path | None = None, executor: str = "local", workers: int = 1,
+            gpus: list[str] | None = None, threads: int | None = None,
+            slurm: dict[str, Any] | None = None) -> list[Path]:
+    """Run what is not done (on the chosen executor), then copy the render job's files to the tables folder."""
+    from bench.graph.executor import execute as run_graph
+    from bench.graph.executor import make_backend
     from bench.ui import logger, progress_bars
 
-    with progress_bars(progress) as prog:
-        LocalExecutor(device=device, progress=prog, log=logger(prog)).run([graph], st, force=force)
+    with progress_bars(progress and executor == "local") as prog:
+        log = logger(prog)
+        backend = make_backend(executor, st, device, progress=prog, log=log, workers=workers, gpus=gpus,
+                               threads=threads, slurm=slurm)
+        run_graph([graph], st, backend, force=force, log=log)
     return publish(graph, st, tables_dir or default_tables_dir())
 
 
@@ -102,10 +163,10 @@ def publish(render: Job, st: RunStore, target: Path) -> list[Path]:
         raise BenchError(f"Tables directory {target} is not writable ({e.strerror}).",
                          fix="Choose another with --tables-dir.") from None
     out = []
-    for name in rec["result"]["files"]:
-        src, dst = st.dir(render) / name, target / name
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dst)
-        out.append(dst)
+    with faults.scope("publish"):
+        for name in rec["result"]["files"]:
+            src, dst = st.dir(render) / name, target / name
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+            out.append(dst)
     return out

@@ -24,7 +24,7 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress | None]:
 
 def logger(prog: Progress | None):
     def log(msg: str) -> None:
-        (prog.console if prog is not None else console).print(msg, markup=False, highlight=False)
+        (prog.console if prog is not None else console).print(msg, markup=False, highlight=False, soft_wrap=True)
 
     return log
 

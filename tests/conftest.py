@@ -1,30 +1,33 @@
-"""Shared fixtures.
+"""Fixtures shared across test modules.
 
-Slurm: one throw-away single-node cluster per test session (``tests/slurm_cluster.py``), started by the
-first test that asks for ``slurm_cluster`` and stopped at the end of the session. Without its packages
-(or without root) a test needing it fails under CI=true and is skipped loudly elsewhere, like tests whose
-shared/ material is missing; BENCH_SLURM_INSTALL=1 lets the fixture apt-get the packages first.
+- ``smoke_all``: the session's one smoke run of every table (the CI's longest step).
+- ``slurm_cluster`` / ``slurm_env``: one throw-away single-node Slurm cluster per test session
+  (``tests/slurm_cluster.py``), started by the first test that asks for it and stopped at the end of the
+  session. Without its packages (or without root) a test needing it fails under CI=true and is skipped
+  loudly elsewhere, like tests whose shared/ material is missing; BENCH_SLURM_INSTALL=1 lets the fixture
+  apt-get the packages first, BENCH_SLURM_KEEP=1 keeps its folder (configuration and daemon logs).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import slurm_cluster as sc
+from support.e2e import run_all
 
 
-def load_slurm_cluster():
-    """tests/slurm_cluster.py as module ``slurm_cluster`` (a site-packages ``tests`` package shadows ours)."""
-    name = "slurm_cluster"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("slurm_cluster.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+@pytest.fixture(scope="session")
+def smoke_all(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], float]:
+    """``run_all.sh smoke``: every table and Figure 7, once per test session, shared by every module that needs it."""
+    base = tmp_path_factory.mktemp("smoke")
+    t0 = time.perf_counter()
+    proc = run_all(base)
+    (base / "run_all.log").write_text(proc.stdout + proc.stderr)
+    return base, proc, time.perf_counter() - t0
 
 
 def _missing(reason: str) -> None:
@@ -34,9 +37,8 @@ def _missing(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(request):
+def slurm_cluster(request: pytest.FixtureRequest):
     """A running cluster (``.env``: SLURM_CONF and the cluster's marker; ``.partition``; ``.run(...)``)."""
-    sc = load_slurm_cluster()
     reason = sc.unavailable_reason()
     if reason and os.environ.get("BENCH_SLURM_INSTALL") == "1" and os.geteuid() == 0:
         sc.install_packages()
@@ -53,7 +55,7 @@ def slurm_cluster(request):
 
 
 @pytest.fixture
-def slurm_env(slurm_cluster, monkeypatch):
+def slurm_env(slurm_cluster, monkeypatch: pytest.MonkeyPatch):
     """The cluster, with its environment set for this test (submitit's sbatch calls read os.environ)."""
     for k, v in slurm_cluster.env.items():
         monkeypatch.setenv(k, v)

@@ -111,7 +111,9 @@ def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monke
     train, _ = g.data_job("deraining", "train")
     test, _ = g.data_job("deraining", "test")
     assert train.config["stand_in_for"] == "rain13k" and test.config == {
-        "source": "real", "dataset": "rain100h", "root": str(root), "limit": 3, "splits": ["test"]}
+        "source": "real", "dataset": "rain100h", "limit": 3, "splits": ["test"],
+        "fingerprint": test.config["fingerprint"]}
+    assert test.params == {"root": str(root)} and len(test.config["fingerprint"]["test"]) == 64
 
 
 def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
@@ -123,9 +125,12 @@ def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
     assert job.config["source"] == "real" and "stand_in_for" not in job.config
 
 
-def test_truncated_profile_takes_the_official_prior_when_present(monkeypatch, tmp_path: Path) -> None:
-    """REPRODUCE.md, Profiles: truncated uses the smoke prior unless the official 256x256 file is present."""
+def test_truncated_profile_keeps_the_smoke_prior_unless_one_is_named(monkeypatch, tmp_path: Path) -> None:
+    """REPRODUCE.md, Profiles: finding the official file does not change a truncated run; --prior does."""
+    import torch
+
     from bench import pipeline, weights
+    from bench.prior import create_adm
     from bench.testing import shared_path
 
     spec = pipeline.RunSpec(table=1, profile="truncated", data_root=shared_path("data"), baselines=["efderain"])
@@ -136,9 +141,43 @@ def test_truncated_profile_takes_the_official_prior_when_present(monkeypatch, tm
         if job.kind == "train" and "diffloss" in job.config["losses"]:
             yield job
 
-    monkeypatch.setattr(weights, "find", lambda name: None)
-    (smoke,) = set(trains(pipeline.build(spec)))
-    assert "prior" in smoke.inputs and "prior_weights" not in smoke.config
     monkeypatch.setattr(weights, "find", lambda name: tmp_path / "256x256_diffusion_uncond.pt")
-    (official,) = set(trains(pipeline.build(spec)))
-    assert "prior" not in official.inputs and official.config["prior_weights"] == "adm256_uncond"
+    (smoke,) = set(trains(pipeline.build(spec)))
+    assert "prior" in smoke.inputs and "prior" not in smoke.config
+    kwargs = dict(image_size=64, num_channels=32, num_res_blocks=1, channel_mult="1,2", attention_resolutions="16",
+                  num_head_channels=32, learn_sigma=True, use_scale_shift_norm=True, resblock_updown=True)
+    torch.save({"adm_kwargs": kwargs, "state_dict": create_adm(**kwargs).state_dict()}, tmp_path / "p64.pt")
+    plan = pipeline.build_plan(pipeline.RunSpec(**{**spec.__dict__, "prior": str(tmp_path / "p64.pt")}))
+    (named,) = set(trains(plan.graph))
+    assert "prior" not in named.inputs and named.config["prior"]["kind"] == "file"
+    assert named.config["prior"]["adm_kwargs"]["image_size"] == 64 and len(named.config["prior"]["sha256"]) == 64
+    assert named.params["prior_path"] == str(tmp_path / "p64.pt")
+    assert plan.profile.patch == 64 and named.config["train"]["patch"] == 64  # trains at the prior's size
+
+
+@pytest.mark.parametrize("case", ["proc", "file_parent", "folder"])
+def test_evaluate_out_that_cannot_be_written(case: str, capsys, monkeypatch, tmp_path: Path) -> None:
+    """``bench evaluate --out`` under a folder that cannot be made: one sentence + fix, exit 2, nothing written."""
+    from PIL import Image
+
+    for side in ("pred", "gt"):
+        (tmp_path / side).mkdir()
+        Image.new("RGB", (16, 16), (90, 120, 30)).save(tmp_path / side / "1.png")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out, expected = {
+        "proc": (Path("/proc/nope/x.csv"), "Cannot write --out /proc/nope/x.csv: its folder /proc/nope cannot be "
+                 "created or written"),
+        "file_parent": (blocker / "sub" / "x.csv", f"Cannot write --out {blocker / 'sub' / 'x.csv'}: {blocker} is "
+                        "a file, not a folder."),
+        "folder": (tmp_path / "pred", f"--out {tmp_path / 'pred'} is a folder, not a CSV file name."),
+    }[case]
+    if case == "proc" and not Path("/proc").is_dir():
+        pytest.skip("no /proc on this system")
+    before = sorted(tmp_path.rglob("*"))
+    code, text = run_cli(["evaluate", "--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "gt"),
+                          "--dataset", "lol", "--metrics", "psnr", "--device", "cpu", "--out", str(out)],
+                         capsys, monkeypatch)
+    assert code == 2, text
+    assert f"Error: {expected}" in text and "Fix: Pass" in text and "Traceback" not in text
+    assert sorted(tmp_path.rglob("*")) == before and blocker.read_text() == ""  # nothing written

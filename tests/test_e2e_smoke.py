@@ -12,18 +12,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.e2e import BENCH, REPO, bench, bench_env, run_all
 
 from bench.report.table2 import REFERENCE_TITLE, TASK_HEADINGS
 from bench.report.tables import paper_table
 
-REPO = Path(__file__).resolve().parent.parent
-BENCH = [sys.executable, "-m", "bench.cli"]
 PROVENANCE = ["git_sha", "git_dirty", "config_hash", "seed", "profile", "subset", "version_torch", "version_pyiqa",
               "version_torch_fidelity", "version_timm", "device", "wall_time_s"]
 TABLE2_PROVENANCE = ["git_sha", "git_dirty", "config_hash", "seed", "profile", "subset", "version_torch",
@@ -34,30 +32,15 @@ TABLE2_KINDS = {"prepare_cub", "degrade_cub", "restore_cub", "finetune_classifie
 
 
 def _env(base: Path) -> dict[str, str]:
-    """Job outputs and tables in ``base``; the cache (smoke data, built weights) stays the user's own."""
-    env = dict(os.environ)
-    env.update(BENCH_RUNS=str(base / "runs"), BENCH_TABLES=str(base / "tables"), COLUMNS="200",
-               PYTHONUNBUFFERED="1")
-    return env
+    return bench_env(base)
 
 
 def _bench(base: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BENCH, *args], cwd=REPO, env=_env(base), capture_output=True, text=True, timeout=timeout)
+    return bench(base, *args, timeout=timeout)
 
 
 def _run_all(base: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "run_all.sh", "smoke", "--no-progress"], cwd=REPO, env=_env(base),
-                          capture_output=True, text=True, timeout=1800)
-
-
-@pytest.fixture(scope="module")
-def smoke_all(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], float]:
-    """``run_all.sh smoke``: every table and Figure 7, once for the module (the CI's longest step)."""
-    base = tmp_path_factory.mktemp("smoke")
-    t0 = time.perf_counter()
-    proc = _run_all(base)
-    (base / "run_all.log").write_text(proc.stdout + proc.stderr)
-    return base, proc, time.perf_counter() - t0
+    return run_all(base)
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,8 @@ def test_crashed_job_is_pending_and_rerun_completes(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="simulated crash"):
         LocalExecutor(log=lambda m: None).run([g], store)
     assert not (store.dir(g) / "done.json").exists()
-    assert {s for j, s in plan([g], store) if j.key == g.key} == {"pending"}
+    assert {s for j, s in plan([g], store) if j.key == g.key} == {"failed"}
+    assert "simulated crash" in json.loads((store.dir(g) / "error.json").read_text())["message"]
     CALLS.clear()
     LocalExecutor(log=lambda m: None).run([g], store)
     assert CALLS == ["sum"]  # the inputs were not redone

@@ -109,8 +109,8 @@ def test_truncated_cub_subset_is_listed_limited_and_degraded(tmp_path: Path, mon
 
     root = shared_path("data", "cub100_subset_227").parent  # the data root, as --data-root would give it
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    data = Job("prepare_cub", {"source": "cub", "dataset": "cub_subset", "root": str(root),
-                               "limit_per_class": {"train": 1, "test": 1}})
+    data = Job("prepare_cub", {"source": "cub", "dataset": "cub_subset", "limit_per_class": {"train": 1, "test": 1}},
+               params={"root": str(root)})
     fog = Job("degrade_cub", {"degradation": "fog", "severity": 3, "seed": 0}, {"data": data})
     store = RunStore(tmp_path / "runs")
     LocalExecutor(log=lambda _: None).run([fog], store)
@@ -140,7 +140,8 @@ def test_truncated_cub_keeps_only_the_first_classes(tmp_path: Path) -> None:
     render = build_table2(get_profile("truncated", classes=10), data_root=root.parent)
     (data,) = jobs_by_kind(render)["prepare_cub"]
     assert data.config["classes"] == 10
-    data = Job("prepare_cub", {**data.config, "limit_per_class": {"train": 2, "test": 1}})
+    assert data.params == {"root": str(root.parent)} and set(data.config["fingerprint"]) == {"train", "test"}
+    data = Job("prepare_cub", {**data.config, "limit_per_class": {"train": 2, "test": 1}}, params=data.params)
     store = RunStore(tmp_path / "runs")
     LocalExecutor(log=lambda _: None).run([data], store)
     clean, info = read_images_csv(store.dir(data))

@@ -8,7 +8,6 @@ decoding rule for the whole product, so every loader treats grayscale, alpha and
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,16 +50,6 @@ class PairedSet:
             raise DataError(f"--limit must be positive, got {n}.")
         kept = sorted(self.pairs, key=lambda p: p.id)[:n]
         return PairedSet(self.name, kept, f"truncated:{n}", self.expected, dict(self.info))
-
-    def fingerprint(self) -> str:
-        """SHA-256 over ids and file bytes: the content identity jobs hash on."""
-        h = hashlib.sha256(self.name.encode())
-        for p in sorted(self.pairs, key=lambda p: p.id):
-            h.update(p.id.encode())
-            for f in (p.degraded, p.clear):
-                if f is not None:
-                    h.update(hashlib.sha256(f.read_bytes()).digest())
-        return h.hexdigest()
 
 
 def read_image(path: Path) -> torch.Tensor:

@@ -10,7 +10,6 @@ shared/), which still checks that the files agree with each other and exist. Lab
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,14 +108,6 @@ class LabelledSet:
         return LabelledSet(self.name, self.split, kept, list(self.class_names[:k]), self.variant,
                            f"{k} classes" if self.subset == "full" else f"{self.subset},{k} classes",
                            self.expected, dict(self.info))
-
-    def fingerprint(self) -> str:
-        """SHA-256 over ids, labels and file bytes."""
-        h = hashlib.sha256(f"{self.name}/{self.split}".encode())
-        for it in sorted(self.items, key=lambda i: _id_key(i.id)):
-            h.update(f"{it.id}:{it.label}".encode())
-            h.update(hashlib.sha256(it.path.read_bytes()).digest())
-        return h.hexdigest()
 
 
 def _id_key(i: str) -> tuple[int, str]:

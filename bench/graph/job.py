@@ -2,7 +2,10 @@
 
 A job never knows where it runs: executors hand it a :class:`JobContext` with its
 output folder and its inputs' output folders, so a cluster executor can run the same
-job code on another machine.
+job code on another machine. ``params`` says where things are on this installation (a
+data root, a prior file): it is saved with the job so a worker can find them, but it never
+enters the key, so two paths to the same content (a symlink, another mount) share one job;
+the content itself enters ``config`` as a fingerprint or SHA-256.
 """
 
 from __future__ import annotations
@@ -21,19 +24,24 @@ SCHEMA = 1
 
 @dataclass(frozen=True, eq=False)
 class Job:
-    """One unit of work. ``label`` is for people and never enters the hash."""
+    """One unit of work. ``label`` (for people) and ``params`` (paths) never enter the hash."""
 
     kind: str
     config: dict[str, Any]
     inputs: dict[str, Job] = field(default_factory=dict)
     label: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
-        return content_hash(
-            {"schema": SCHEMA, "kind": self.kind, "config": self.config,
-             "inputs": {name: dep.key for name, dep in self.inputs.items()}}
-        )
+        cached = self.__dict__.get("_key")
+        if cached is None:  # a job is frozen, so its key never changes: compute it once
+            cached = content_hash(
+                {"schema": SCHEMA, "kind": self.kind, "config": self.config,
+                 "inputs": {name: dep.key for name, dep in self.inputs.items()}}
+            )
+            object.__setattr__(self, "_key", cached)
+        return cached
 
     def walk(self) -> Iterator[Job]:
         """This job and everything it depends on, dependencies first, each once."""
@@ -73,9 +81,15 @@ class JobContext:
     progress: Any = None  # bench.ui.Progress or None
     log: Callable[[str], None] = print
     extra: dict[str, Any] = field(default_factory=dict)
+    lease: Any = None  # bench.graph.lease.Lease while a worker holds the job
 
     def input(self, name: str) -> Path:
         return self.input_dirs[name]
+
+    def report(self, **progress: Any) -> None:
+        """Progress for ``bench status`` (e.g. ``step=10, steps=40``), sent with the lease's next heartbeat."""
+        if self.lease is not None:
+            self.lease.report(**progress)
 
 
 JobFn = Callable[[JobContext], dict[str, Any]]

@@ -69,11 +69,11 @@ def locate_cub(root: Path, dataset: str) -> tuple[Path, int]:
         return alt, len(read_tables(alt).classes)
 
 
-def _load_cub(cfg: dict[str, Any], split: str):
+def load_cub(cfg: dict[str, Any], data_root: Path, split: str):
     """The CUB LabelledSet of ``split``, limited to ``limit_per_class`` images per class (balanced)."""
     from bench.registry import DATASETS
 
-    root, num_classes = locate_cub(Path(cfg["root"]), cfg["dataset"])
+    root, num_classes = locate_cub(Path(data_root), cfg["dataset"])
     loader = DATASETS.get(cfg["dataset"])
     classes = cfg.get("classes")
     num_classes = min(num_classes, classes or num_classes)
@@ -140,7 +140,7 @@ def prepare_cub(ctx: JobContext) -> dict[str, Any]:
     else:
         counts, truncated = {}, False
         for split in ("train", "test"):
-            ls = _load_cub(cfg, split)
+            ls = load_cub(cfg, Path(ctx.job.params["root"]), split)
             rows = [{"image_id": it.id, "label": it.label, "class_name": ls.class_names[it.label],
                      "path": str(it.path.resolve())} for it in ls.items]
             write_csv(ctx.out_dir / f"{split}.csv", pd.DataFrame(rows))

@@ -14,17 +14,21 @@ from bench.train.loop import TrainConfig, train
 
 
 def resolve_prior(ctx: JobContext) -> torch.nn.Module | None:
-    """The frozen diffusion prior this job was given: a smoke prior job or a manifest file."""
+    """The frozen diffusion prior this job was given: a smoke prior job, a file, or random weights."""
     cfg = ctx.job.config
     if "prior" in ctx.input_dirs:
         from bench.jobs.prior import load_prior_from_job
 
         return load_prior_from_job(ctx.input("prior"), ctx.device)
-    if cfg.get("prior_weights"):
-        from bench.prior.load import load_prior
+    ref = cfg.get("prior")
+    if not ref:
+        return None
+    from bench.prior.load import load_prior, random_prior
 
-        return load_prior(cfg["prior_weights"], device=ctx.device)
-    return None
+    if ref["kind"] == "random":
+        return random_prior(ref["adm_kwargs"], ref["seed"], device=ctx.device)
+    path = ctx.job.params.get("prior_path")
+    return load_prior(path, device=ctx.device, expected_sha256=ref["sha256"], **ref["adm_kwargs"])
 
 
 @job_kind("train")

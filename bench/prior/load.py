@@ -27,21 +27,6 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def _state_dict_of(obj: Any, path: Path) -> Mapping[str, torch.Tensor]:
-    """An official checkpoint is a bare state_dict; our checkpoints keep it under "model" or "state_dict"."""
-    for key in ("model", "state_dict"):
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-            break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise BenchError(
-            f"{path} does not hold a model state_dict.",
-            fix="Point to a guided-diffusion checkpoint such as 256x256_diffusion_uncond.pt.",
-            doc=DOC_SECTION,
-        )
-    return obj
-
-
 def structure_mismatch(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
     """Human-readable differences in keys and shapes between a model and a state_dict (empty = same)."""
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -64,42 +49,63 @@ def _resolve(path: str | Path) -> Path:
     return p
 
 
-def load_prior(path: str | Path, *, device: str | torch.device | None = None, **create_adm_kwargs: Any) -> ADMUNet:
+def load_prior(path: str | Path, *, device: str | torch.device | None = None, expected_sha256: str = "",
+               **create_adm_kwargs: Any) -> ADMUNet:
     """Load ``path`` strictly into ``create_adm(**kwargs)`` (default: the 256x256 uncond config), frozen.
 
-    ``path`` is a local file, or the name of a weights-manifest entry. Raises MissingFileError
-    when the file is absent and BenchError when its keys or shapes are not those of the
-    requested architecture. ``device``: where the frozen model goes (default: CPU).
+    ``path`` is a local file, or the name of a weights-manifest entry. Every fault of the file
+    (missing, truncated, not a state_dict, pickled module, another architecture) is one sentence
+    (``bench.prior.ref``). ``expected_sha256``: the digest the job was keyed on; a file that
+    changed since is refused. ``device``: where the frozen model goes (default: CPU).
     """
+    from bench.prior.ref import check_architecture, read_state_dict
+
     path = _resolve(path)
-    if not path.is_file():
+    if not path.exists():
         raise MissingFileError(
             f"Diffusion prior weights '{path.name}' were not found at {path}.",
             fix=(
-                f"Put '{path.name}' in <repo>/weights/ (or in $BENCH_WEIGHTS); the weights manifest "
-                f"weights/manifest.toml lists it as entry '{MANIFEST_ENTRY}' with its source."
+                f"Put '{path.name}' in <repo>/weights/ (or in $BENCH_WEIGHTS, or pass --prior PATH); the weights "
+                f"manifest weights/manifest.toml lists it as entry '{MANIFEST_ENTRY}' with its source."
             ),
             doc=DOC_SECTION,
         )
-    kwargs = dict(ADM256_UNCOND_KWARGS)
-    if create_adm_kwargs:
-        kwargs = dict(create_adm_kwargs)
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    state = _state_dict_of(obj, path)
+    if expected_sha256:
+        from bench.weights import sha256_of
+
+        got = sha256_of(path)
+        if got != expected_sha256:
+            raise BenchError(f"Prior file {path} changed since this job was planned (SHA-256 {got[:12]}..., the "
+                             f"job was keyed on {expected_sha256[:12]}...).",
+                             fix="Run 'bench run' again: it plans new jobs for the file as it is now.",
+                             doc=DOC_SECTION)
+    state, file_kwargs = read_state_dict(path)
+    kwargs = dict(create_adm_kwargs or file_kwargs or ADM256_UNCOND_KWARGS)
+    check_architecture(path, state, kwargs)
     with torch.device("meta"):
         model = create_adm(**kwargs)
-    diffs = structure_mismatch(model, state)
-    if diffs:
-        shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
-        raise BenchError(
-            f"{path.name} does not match the ADM architecture {kwargs} ({shown}).",
-            fix="Pass the create_model arguments the checkpoint was trained with, or use the right file.",
-            doc=DOC_SECTION,
-        )
     # cast to the dtypes the model expects (fp16 torso convs when use_fp16), as the official scripts do
     dtypes = {k: v.dtype for k, v in model.state_dict().items()}
     state = {k: v.to(dtypes[k]) for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
+    if device is not None:
+        model.to(device)
+    return freeze(model)
+
+
+def random_prior(adm_kwargs: dict[str, Any], seed: int, device: str | torch.device | None = None) -> ADMUNet:
+    """The architecture with seeded random weights, for rehearsals at the paper's shapes (``--prior random``).
+
+    Built as guided-diffusion initialises it, except that the zero-initialised output layers get small
+    random values too, so gradients flow through the whole prior as they would with real weights.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = create_adm(**adm_kwargs)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() > 1 and not p.any():
+                    p.normal_(0, 1e-3)
     if device is not None:
         model.to(device)
     return freeze(model)
