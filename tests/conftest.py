@@ -37,7 +37,7 @@ def _missing(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(request: pytest.FixtureRequest):
+def slurm_cluster():
     """A running cluster (``.env``: SLURM_CONF and the cluster's marker; ``.partition``; ``.run(...)``)."""
     reason = sc.unavailable_reason()
     if reason and os.environ.get("BENCH_SLURM_INSTALL") == "1" and os.geteuid() == 0:
@@ -47,11 +47,19 @@ def slurm_cluster(request: pytest.FixtureRequest):
         _missing(reason)
     with sc.running_cluster(keep=os.environ.get("BENCH_SLURM_KEEP") == "1") as cluster:
         yield cluster
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:  # the cluster's cost, in the CI log
-        t = cluster.timings
-        tr.write_line(f"[slurm test cluster] start {t['start_s']:.1f} s (slurmctld {t['slurmctld_s']:.1f} s), "
-                      f"stop {t['stop_s']:.1f} s, leftover processes killed: {len(cluster.leftovers_killed)}")
+    t = cluster.timings
+    _SUMMARY.append(f"[slurm test cluster] start {t.get('start_s', float('nan')):.1f} s, "
+                    f"stop {t.get('stop_s', float('nan')):.1f} s, "
+                    f"leftover processes killed: {len(cluster.leftovers_killed)}")
+
+
+_SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The Slurm cluster's cost, in the CI log (a fixture's own output is captured)."""
+    for line in _SUMMARY:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture
