@@ -411,3 +411,46 @@ def test_close_cancels_only_its_own_jobs_and_only_when_asked(slurm_env, tmp_path
     assert state(jobs["adopted"]) in {"PENDING", "RUNNING"} and state(jobs["left"]) in {"PENDING", "RUNNING"}
     assert cancelling.in_flight() == {jobs["adopted"].key}
     slurm_env.run("scancel", *(read_record(runs, j.key)["slurm_job_id"] for j in jobs.values()))
+
+
+# -- the CLI on the cluster -------------------------------------------------------------------------------------
+
+
+def _evaluate_summaries(runs: Path):
+    import pandas as pd
+    from support.e2e import job_kind_of
+
+    frames = [pd.read_csv(f) for f in sorted(runs.glob("*/summary.csv")) if job_kind_of(f.parent) == "evaluate"]
+    out = pd.concat(frames).drop(columns=["wall_time_s"])
+    return out.sort_values(["config_hash", "metric"]).reset_index(drop=True)
+
+
+def test_slurm_executor_gives_the_local_executors_table(smoke_all, slurm_env, tmp_path):
+    """``bench run --table 1 --profile smoke --baseline iat --executor slurm``: five Slurm jobs (IAT's two
+    trainings, two evaluations, the render; data and smoke prior reused from the session's local smoke run)
+    whose summaries and Table 1 rows equal the local run's exactly (one CPU thread in both, as CPU
+    training's last bits depend on the thread count)."""
+    import pandas as pd
+    from support.e2e import bench, copy_jobs, job_kind_of
+
+    base, proc, _ = smoke_all
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = tmp_path / "runs"
+    copy_jobs(base / "runs", runs, {"prepare_data", "train_prior"})
+    out = bench(tmp_path, "run", "--table", "1", "--profile", "smoke", "--baseline", "iat", "--no-progress",
+                "--executor", "slurm", timeout=1200)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    submitted = [ln for ln in text.splitlines() if ln.startswith("[slurm] ") and "-> Slurm job" in ln]
+    assert len(submitted) == 5, text[-3000:]
+    ran = [d for d in runs.iterdir() if d.is_dir() and (d / RECORD).is_file()]
+    assert sorted(job_kind_of(d) for d in ran) == ["evaluate", "evaluate", "render", "train", "train"]
+    for d in ran:  # each ran inside its Slurm job, which took the lease under that id
+        rec = json.loads((d / RECORD).read_text())
+        assert rec["outcome"] == "done" and f"Slurm job {rec['slurm_job_id']}" in (d / "log.txt").read_text()
+    ours = _evaluate_summaries(runs)
+    ref = _evaluate_summaries(base / "runs")
+    pd.testing.assert_frame_equal(ours, ref[ref["config_hash"].isin(set(ours["config_hash"]))].reset_index(drop=True))
+    iat = lambda md: [ln for ln in md.splitlines() if ln.startswith("| IAT")]  # noqa: E731
+    assert iat((tmp_path / "tables" / "table1.md").read_text()) == iat((base / "tables" / "table1.md").read_text())
+    assert iat((tmp_path / "tables" / "table1.md").read_text())

@@ -65,17 +65,19 @@ class Resources:
 #:   (arithmetic, not measured); 12 h leaves a 2.5x margin, and a job that hits the limit checkpoints on the
 #:   USR1 warning and is requeued, so the limit costs a restart, not the run. Host memory: the 256x256
 #:   prior (2.2 GB of fp32 weights) plus data loading, 32 GB.
-#: - train_prior: only the smoke profile trains a prior (500 steps at batch 8 in 172 s on 2 CPU cores).
+#: - train_prior: only the smoke profile trains a prior (500 steps at batch 8 in 172 s on 2 CPU cores); its
+#:   jobs (like prepare_data's) carry no profile in their config, so they are sized modestly in both tables.
 #: - evaluate: FID/LPIPS/PSNR over a test set; full-size test sets on a GPU, estimated under 1 h.
 #: - restore_cub / classify / finetune_classifier (Table 2, Figure 7): 200 CUB test images restored at 227 px
 #:   took 1,054 s on 2 loaded CPU cores (measured once); classifiers are VGG16/ResNet50 fine-tunes.
-#: - prepare_data / prepare_cub / degrade_cub / render: CPU work on files, seconds to minutes.
+#: - prepare_data / prepare_cub / degrade_cub / render: CPU work on files (decoding, fingerprints, synthetic
+#:   degradations), seconds to minutes.
 #: - small: the whole smoke Table 1 is 664 s of jobs on 2 CPU cores (prior 106 s, 12 trainings, 12
 #:   evaluations), peak RSS of a DiffLoss smoke step 160 MiB above torch's own; 2 cores, 4 GB, 1 h each.
 RESOURCES: dict[str, dict[str, Resources]] = {
     "full": {
-        "prepare_data": Resources(gpus=0, cpus=4, mem_gb=16, time_min=120),
-        "train_prior": Resources(gpus=1, cpus=8, mem_gb=32, time_min=240),
+        "prepare_data": Resources(gpus=0, cpus=2, mem_gb=8, time_min=120),
+        "train_prior": Resources(gpus=1, cpus=2, mem_gb=8, time_min=60),
         "train": Resources(gpus=1, cpus=8, mem_gb=32, time_min=720),
         "evaluate": Resources(gpus=1, cpus=8, mem_gb=32, time_min=120),
         "render": Resources(gpus=0, cpus=1, mem_gb=4, time_min=30),
