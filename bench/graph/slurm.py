@@ -73,7 +73,8 @@ class Resources:
 #: - prepare_data / prepare_cub / degrade_cub / render: CPU work on files (decoding, fingerprints, synthetic
 #:   degradations), seconds to minutes.
 #: - small: the whole smoke Table 1 is 664 s of jobs on 2 CPU cores (prior 106 s, 12 trainings, 12
-#:   evaluations), peak RSS of a DiffLoss smoke step 160 MiB above torch's own; 2 cores, 4 GB, 1 h each.
+#:   evaluations), peak RSS of a DiffLoss smoke step 160 MiB above torch's own; the smoke networks are small
+#:   enough that one thread per job, several jobs at once, uses cores best: 1 core, 4 GB, 1 h each.
 RESOURCES: dict[str, dict[str, Resources]] = {
     "full": {
         "prepare_data": Resources(gpus=0, cpus=2, mem_gb=8, time_min=120),
@@ -93,7 +94,7 @@ RESOURCES: dict[str, dict[str, Resources]] = {
 }
 #: A kind missing from a table gets this.
 FALLBACK = {"full": Resources(gpus=1, cpus=8, mem_gb=32, time_min=240),
-            "small": Resources(gpus=0, cpus=2, mem_gb=4, time_min=60)}
+            "small": Resources(gpus=0, cpus=1, mem_gb=4, time_min=60)}
 #: Profiles whose jobs are sized by the "small" table.
 SMALL_PROFILES = frozenset({"smoke", "truncated"})
 
