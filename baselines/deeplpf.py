@@ -381,7 +381,7 @@ DEEPLPF_RECIPE = TrainRecipe(
 
 @BASELINES.register(
     "deeplpf",
-    task="low_light",
+    task="lowlight",
     dataset="lol",
     paper="Moran, Marza, McDonagh, Parisot, Slabaugh, CVPR 2020, DeepLPF: Deep Local Parametric Filters for "
     "Image Enhancement",

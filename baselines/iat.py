@@ -274,7 +274,7 @@ IAT_RECIPE = TrainRecipe(
 
 @BASELINES.register(
     "iat",
-    task="low_light",
+    task="lowlight",
     dataset="lol",
     paper="Cui, Li, Gu, Su, Gao, Jiang, Qiao, Harada, BMVC 2022, "
     "You Only Need 90K Parameters to Adapt Light: A Light Weight Transformer for Image Enhancement and Exposure "

@@ -21,7 +21,7 @@ _LAZY = {
     "SMOKE_PRIOR_KWARGS": "bench.prior",
     "DiffusionSchedule": "bench.prior",
     "load_prior": "bench.prior",
-    "train_smoke_prior": "bench.prior",
+    "train_smoke_prior": "bench.train.smoke_prior",
     "DiffLoss": "bench.losses.diffloss",
     "build_loss": "bench.losses.composite",
     "TrainConfig": "bench.train.loop",
@@ -29,7 +29,7 @@ _LAZY = {
     "PairedSet": "bench.data.base",
     "read_image": "bench.data.base",
     "get_profile": "bench.config",
-    "build_table": "bench.experiments",
+    "build_target": "bench.paper",
 }
 
 
@@ -40,7 +40,12 @@ def __getattr__(name: str) -> Any:
 
 
 def build_baseline(name: str, **kwargs: Any):
-    """Build a registered baseline at the configuration its paper used (overridable)."""
+    """Build a registered baseline at the configuration its paper used (overridable), or a user's
+    ``package.module:Class`` with ``kwargs``."""
+    if ":" in name:
+        from bench.plugins import import_class
+
+        return import_class(name)(**kwargs)
     return BASELINES.get(name)(**kwargs)
 
 

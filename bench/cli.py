@@ -49,7 +49,8 @@ def run(
     figure: Annotated[int | None, typer.Option("--figure", help="Paper figure to reproduce (7).")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every table, then every figure, in one process.")] = False,
     profile: Annotated[str, typer.Option(help="smoke | truncated | paper")] = "smoke",
-    seeds: Annotated[int, typer.Option(min=1, help="Train every row with this many seeds.")] = 1,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Train every row with this many seeds (default 1).")
+                     ] = None,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Root of the real data sets (or BENCH_DATA).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Pairs per data set (truncated profile).")] = None,
@@ -66,6 +67,22 @@ def run(
                        ] = False,
     check: Annotated[bool, typer.Option("--check", help="Run only the preflight (data, prior, weights, disk, GPU).")
                      ] = False,
+    experiment: Annotated[Path | None, typer.Option(
+        help="Your own experiment file (TOML: networks, data, loss sets); see README.")] = None,
+    rehearse: Annotated[int | None, typer.Option(
+        min=1, help="Paper profile only: the paper's shapes with every training cut to this many steps.")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Override the training batch.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 | bf16 (autocast of the network and the prior).")
+                         ] = None,
+    channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
+                                                       help="Channels-last memory format.")] = None,
+    compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the prior and network.")
+                        ] = None,
+    prior_checkpointing: Annotated[bool | None, typer.Option(
+        "--prior-checkpointing/--no-prior-checkpointing", help="Activation checkpointing of DiffLoss's prior.")] = None,
+    tf32: Annotated[bool | None, typer.Option("--tf32/--no-tf32", help="CUDA: TF32 matrix products.")] = None,
+    cudnn_benchmark: Annotated[bool | None, typer.Option("--cudnn-benchmark/--no-cudnn-benchmark",
+                                                         help="CUDA: cuDNN autotuning.")] = None,
     executor: Annotated[str, typer.Option(help="local | pool | slurm")] = "local",
     workers: Annotated[int, typer.Option(min=1, help="pool: worker processes.")] = 1,
     gpus: Annotated[str | None, typer.Option(help="pool: GPU ids, worker i uses GPU i (e.g. 0,1,2,3).")] = None,
@@ -80,8 +97,9 @@ def run(
     """
     from bench import pipeline
 
-    if sum((table is not None, figure is not None, every)) != 1:
-        raise BenchError("Give exactly one of --table N, --figure N or --all.", fix="For example: bench run --table 1.")
+    if sum((table is not None, figure is not None, every, experiment is not None)) != 1:
+        raise BenchError("Give exactly one of --table N, --figure N, --all or --experiment FILE.",
+                         fix="For example: bench run --table 1.")
     if dry_run and check:
         raise BenchError("--dry-run already runs the preflight; give one of --dry-run and --check.",
                          fix="Drop --check.")
@@ -91,9 +109,15 @@ def run(
     store = pipeline.store(runs_dir)
     dev = _device(device)
     gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    speed = {k: v for k, v in {"precision": precision, "channels_last": channels_last, "compile": compile_,
+                               "prior_checkpointing": prior_checkpointing, "tf32": tf32,
+                               "cudnn_benchmark": cudnn_benchmark}.items() if v is not None}
+    seeds_given, seeds = seeds is not None, seeds or 1
     for t, f in targets:
         spec = pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds, baselines=baseline or None,
-                                data_root=root, limit=limit, classes=classes, steps=steps, prior=prior)
+                                data_root=root, limit=limit, classes=classes, steps=steps, prior=prior,
+                                experiment=experiment, seeds_given=seeds_given, rehearse=rehearse, batch=batch,
+                                speed=speed)
         built = pipeline.build_plan(spec)
         if dry_run:
             _print_plan(pipeline.plan(built.graph, store))
@@ -192,23 +216,78 @@ def ls(kind: Annotated[Kind, typer.Argument(help="What to list.")]) -> None:
     console.print(t)
 
 
+check_app = typer.Typer(no_args_is_help=True, help="Run the proofs behind what bench claims.")
+app.add_typer(check_app, name="check")
+
+
+@check_app.command("baselines")
+def check_baselines(names: Annotated[list[str] | None, typer.Argument(help="Only these baselines.")] = None) -> None:
+    """Run each baseline's fixture proof (official parameter count, strict keys, outputs within tolerance)."""
+    from bench import listing
+    from bench.registry import BASELINES
+
+    for n in names or []:
+        BASELINES.get(n)  # "did you mean" on a typo
+    title, headers, rows = listing.check_table(names or None)
+    t = Table(title=title)
+    for h in headers:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*[str(c) for c in r])
+    console.print(t)
+    if any(str(r[-1]).startswith("FAILED") for r in rows):
+        raise typer.Exit(1)
+
+
 @app.command()
 def compare(
-    a: Annotated[Path, typer.Argument(help="Per-image CSV of the reference run (e.g. without DiffLoss).")],
-    b: Annotated[Path, typer.Argument(help="Per-image CSV of the run compared with it (e.g. with DiffLoss).")],
+    a: Annotated[Path | None, typer.Argument(
+        help="Per-image CSV of the reference run (e.g. without DiffLoss): bench's, BasicSR's or a paper's.")] = None,
+    b: Annotated[Path | None, typer.Argument(help="Per-image CSV of the run compared with it (e.g. with DiffLoss).")
+                 ] = None,
     intersect: Annotated[bool, typer.Option(help="Compare only the images both files hold.")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="rich | md | latex | json | csv")] = "rich",
+    fmt: Annotated[str, typer.Option("--format", help="rich | plain | md | latex | json | csv")] = "rich",
+    id_column: Annotated[str | None, typer.Option(
+        "--id-column", help="The column naming each image (default: image_id, image, name, file or filename).")] = None,
+    higher_better: Annotated[str, typer.Option(
+        "--higher-better", help="Comma-separated metrics where higher is better (for names bench does not know).")
+                             ] = "",
+    lower_better: Annotated[str, typer.Option(
+        "--lower-better", help="Comma-separated metrics where lower is better.")] = "",
+    pred_a: Annotated[Path | None, typer.Option(
+        "--pred-a", help="Folder mode: run A's restored images (scored here with one convention).")] = None,
+    pred_b: Annotated[Path | None, typer.Option("--pred-b", help="Folder mode: run B's restored images.")] = None,
+    target: Annotated[Path | None, typer.Option(help="Folder mode: the ground truth, same file names.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Folder mode: data set whose convention scores both.")] = None,
+    metrics: Annotated[str, typer.Option(help="Folder mode: comma-separated metrics.")] = "psnr,ssim",
+    convention: Annotated[str | None, typer.Option(
+        help="Folder mode: PSNR/SSIM convention instead of the data set's default.")] = None,
+    device: Annotated[str, typer.Option(help="Folder mode: auto | cpu | cuda")] = "auto",
 ) -> None:
-    """Paired comparison of two per-image result files: delta, bootstrap CI, Wilcoxon p, wins."""
-    from rich.console import Console
+    """Paired comparison of two runs: delta, bootstrap CI, Wilcoxon p, wins; per-image CSVs or folders of images."""
+    from bench.evaluate.compare import compare_files, compare_folders, write_result
+    from bench.evaluate.scoring import parse_metrics
 
-    from bench.evaluate.compare import compare_files, format_result
-
-    out = format_result(compare_files(a, b, intersect=intersect), fmt)
-    if isinstance(out, str):
-        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    higher, lower = higher_better.split(","), lower_better.split(",")
+    folder_args = {"--pred-a": pred_a, "--pred-b": pred_b, "--target": target, "--dataset": dataset}
+    if any(v is not None for v in folder_args.values()):
+        if a is not None or b is not None:
+            raise BenchError("Give either two result CSVs or --pred-a/--pred-b/--target/--dataset, not both.",
+                             fix="For folders: bench compare --pred-a A --pred-b B --target GT --dataset rain100h.")
+        missing = [k for k, v in folder_args.items() if v is None]
+        if missing:
+            raise BenchError(f"Folder mode needs {', '.join(missing)} as well.",
+                             fix="Pass --pred-a DIR --pred-b DIR --target DIR --dataset NAME.")
+        result = compare_folders(pred_a, pred_b, target, dataset, parse_metrics(metrics), _device(device),
+                                 convention, higher, lower)
+    elif a is None or b is None:
+        raise BenchError("Give two per-image result CSVs (A then B), or two folders of restored images.",
+                         fix="bench compare A.csv B.csv, or bench compare --pred-a A --pred-b B --target GT "
+                             "--dataset NAME.")
     else:
-        Console().print(out)  # the result goes to stdout (pipeable); bench's console is stderr
+        result = compare_files(a, b, intersect=intersect, id_column=id_column, higher_better=higher,
+                               lower_better=lower)
+    write_result(result, fmt)  # stdout (pipeable); bench's console is stderr
 
 
 def _check_out_writable(out: Path) -> None:
@@ -240,25 +319,20 @@ def evaluate(
     target: Annotated[Path, typer.Option(help="Folder of ground-truth images with the same file names.")],
     dataset: Annotated[str, typer.Option(help="Data set whose metric convention applies (bench ls datasets).")],
     out: Annotated[Path, typer.Option(help="Per-image CSV to write (the set-level summary goes beside it).")],
-    metrics: Annotated[str, typer.Option(help="Comma-separated metric names (psnr,ssim,lpips,fid).")] = "psnr,ssim",
+    metrics: Annotated[str, typer.Option(help="Comma-separated metric names (psnr,ssim,lpips,fid,kid).")] = "psnr,ssim",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    convention: Annotated[str | None, typer.Option(
+        help="PSNR/SSIM convention instead of the data set's default (e.g. y-pyiqa-rounded).")] = None,
 ) -> None:
     """Score any folder of restored images against ground truth, with the data set's convention."""
     import pandas as pd
 
-    from bench.evaluate.metrics import CONVENTIONS
-    from bench.evaluate.scoring import folder_items, load_items, score
+    from bench.evaluate.scoring import dataset_convention, folder_items, load_items, parse_metrics, score
     from bench.io import write_csv
     from bench.provenance import environment
-    from bench.registry import DATASETS
 
-    convention = DATASETS.meta(dataset).get("convention", "rgb")
-    if convention not in CONVENTIONS:
-        raise BenchError(f"Data set '{dataset}' is scored by '{convention}', not by image metrics, so "
-                         "bench evaluate cannot score it.", fix="Pass a restoration data set (bench ls datasets).")
-    names = list(dict.fromkeys(m.strip().lower() for m in metrics.split(",") if m.strip()))
-    if not names:
-        raise BenchError("No metric given.", fix="For example: --metrics psnr,ssim,lpips,fid.")
+    convention = dataset_convention(dataset, convention)
+    names = parse_metrics(metrics)
     dev = _device(device)
     pairs = folder_items(pred, target)
     _check_out_writable(out)  # before scoring, which can take minutes
@@ -271,6 +345,39 @@ def evaluate(
     for s in summary:
         console.print(f"{s['metric']}: {s['value']:.4f} (n={s['n']}, {s['convention']})", highlight=False)
     console.print(f"wrote {out} and {summary_path}", highlight=False)
+
+
+@app.command()
+def restore(
+    input: Annotated[Path, typer.Option("--input", help="Folder of degraded images (any size).")],
+    out: Annotated[Path, typer.Option("--out", help="Empty (or new) folder for the restored PNGs.")],
+    run: Annotated[str | None, typer.Option("--run", help="Key of a finished train job (bench status shows keys).")
+                   ] = None,
+    weights: Annotated[Path | None, typer.Option(help="A state_dict file (e.g. a train job's model.pt).")] = None,
+    baseline: Annotated[str | None, typer.Option(help="With --weights: the network (name or package.module:Class).")
+                        ] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Apply a trained network to a folder of images (the baseline's pad-and-crop for any size)."""
+    from bench import pipeline
+    from bench.restore import load_trained, restore_folder
+
+    if (run is None) == (weights is None):
+        raise BenchError("Give exactly one of --run KEY and --weights FILE.",
+                         fix="For example: bench restore --run 1a2b3c4d5e6f7a8b --input in/ --out out/.")
+    if weights is not None and baseline is None:
+        raise BenchError("--weights needs --baseline to know which network the weights are for.",
+                         fix="For example: --weights model.pt --baseline iat.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BenchError(f"--out {out} is not an empty folder; restoring into it could overwrite files.",
+                         fix="Choose a new or empty folder.")
+    model, what = load_trained(pipeline.store(runs_dir), run, weights, baseline)
+    dev = _device(device)
+    rows = restore_folder(model, input, out, dev)
+    seconds = sorted(r["seconds"] for r in rows)
+    console.print(f"restored {len(rows)} image(s) with {what} into {out} (median {seconds[len(seconds) // 2]:.3f}s "
+                  f"per image on {dev})", highlight=False)
 
 
 @weights_app.command("verify")

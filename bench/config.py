@@ -34,6 +34,8 @@ class Profile:
     steps_per_baseline: dict[str, int] = field(default_factory=dict)
     eval_metrics: tuple[str, ...] = ("psnr", "ssim")
     is_reproduction: bool = False
+    #: Training speed options (bench.train.speed.SpeedOptions); --precision etc. override them.
+    speed: dict[str, Any] = field(default_factory=dict)
 
     def steps_for(self, baseline: str) -> int:
         return self.steps_per_baseline.get(baseline, self.steps)
@@ -55,11 +57,21 @@ PROFILES: dict[str, Profile] = {
         name="paper", embedded_data=False, prior="adm256_uncond", steps=40_000, batch=4, patch=256, lr=1e-4,
         ckpt_every=1000, log_every=100, limit=None, is_reproduction=True,
         eval_metrics=("psnr", "ssim", "lpips", "fid"),
+        # What a GPU user should run, chosen without a GPU measurement (none was lent; REPRODUCE.md, "Speed
+        # options"): float32 with TF32 matrix products (PyTorch's own default for convolutions, most likely what
+        # the authors ran), channels-last and cuDNN autotuning for the fixed 256x256 shapes; bf16, compile and
+        # prior checkpointing are opt-in.
+        speed={"precision": "fp32", "tf32": True, "channels_last": True, "cudnn_benchmark": True},
     ),
 }
 
+#: ``--rehearse STEPS``: the paper profile's shapes (patch 256, batch 4, full-resolution test images, the
+#: 256x256 ADM) with every training cut to STEPS steps; its tables are titled REHEARSAL, never a reproduction.
+REHEARSAL = "rehearsal"
 
-def get_profile(name: str, **overrides: Any) -> Profile:
+
+def get_profile(name: str, *, rehearse: int | None = None, **overrides: Any) -> Profile:
+    """The named profile with ``overrides`` (None values ignored); ``rehearse=STEPS`` makes a paper rehearsal."""
     if name not in PROFILES:
         import difflib
 
@@ -67,5 +79,15 @@ def get_profile(name: str, **overrides: Any) -> Profile:
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise UnknownNameError(f"Unknown profile '{name}'.{hint}", fix=f"Choose one of {', '.join(PROFILES)}.")
     p = PROFILES[name]
+    if rehearse is not None:
+        from bench.errors import BenchError
+
+        if name != "paper":
+            raise BenchError(f"--rehearse rehearses the paper profile, not '{name}'.",
+                             fix="Add --profile paper (the shapes rehearsed are the paper's).")
+        if rehearse < 1:
+            raise BenchError(f"--rehearse needs at least 1 step, got {rehearse}.", fix="For example: --rehearse 2.")
+        p = replace(p, name=REHEARSAL, steps=rehearse, steps_per_baseline={}, is_reproduction=False,
+                    ckpt_every=max(1, rehearse), log_every=1)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return replace(p, **overrides) if overrides else p

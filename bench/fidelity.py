@@ -4,7 +4,7 @@
 ``fixtures/README.md``): parameter count equal to the official model's, the official
 state_dict keys and shapes loading with ``strict=True``, and ``official_forward`` on every
 stored input matching the official output within the fixture's ``atol`` after filling the
-weights by the fixtures' rule (``bench.testing.fill_by_key``). The tests and ``bench ls
+weights by the fixtures' rule (``fill_by_key`` below). The tests and ``bench ls
 baselines`` both call it, so there is one implementation of the proof.
 
 The proof must hold on any x86 CPU, whose float32 kernels round differently from the
@@ -15,7 +15,7 @@ CPU's rounding could move it by more than ``atol / CONDITIONED``); only IAT need
 network in float64 (rcdnet: 2.0e-4 on its 0-255 scale), 50-2600x inside ``atol``, and their
 discrete choices (DeepLPF's ellipse test, sign and branch) are 1.6e-5 or more from a tie, so
 elementwise is well conditioned. tests/test_baseline_fixtures.py runs all eight proofs on a
-simulated other CPU (``bench.testing.SimulatedCPU``) as well.
+simulated other CPU (``SimulatedCPU`` in tests/support/shared.py) as well.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -31,7 +32,7 @@ from typing import Any
 
 import torch
 
-from bench.testing import fill_by_key, shared_root
+from bench.paths import shared_root
 
 VERIFIED, FAILED, NO_FIXTURE = "verified", "failed", "no fixture"
 
@@ -207,7 +208,7 @@ U32 = 2.0**-24
 #: Two CPUs' float32 values of a tensor may differ by this many times our float32-vs-float64
 #: difference. Measured for IAT's z, C and gamma: other kernels of this CPU (oneDNN off,
 #: channels_last weights) 0.9-1.6x; a simulated CPU with 2-ulp errors in every inexact op
-#: (``bench.testing.SimulatedCPU``, harsher than real kernels) 1.1-4.4x.
+#: (``SimulatedCPU`` in tests/support/shared.py, harsher than real kernels) 1.1-4.4x.
 CROSS_CPU = 4
 #: An element is judged when the rounding of any CPU can move it by at most atol / CONDITIONED.
 CONDITIONED = 10
@@ -353,3 +354,19 @@ def fit_gamma_colour(base: torch.Tensor, z: torch.Tensor, y_off: torch.Tensor, g
 
 #: Baselines whose fixture needs a conditioned comparison (see the module docstring); the rest are elementwise.
 COMPARISONS: dict[str, Comparison] = {"iat": compare_iat}
+
+
+def fill_by_key(model: torch.nn.Module, scale: float) -> torch.nn.Module:
+    """Fill every floating-point tensor of ``model.state_dict()`` deterministically by its key."""
+    named = dict(model.named_parameters()) | dict(model.named_buffers())
+    with torch.no_grad():
+        for key in model.state_dict():
+            t = named[key]
+            if not t.is_floating_point():
+                continue
+            g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+            v = torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) * scale
+            if key.endswith("running_var"):
+                v = v.abs() + 0.5
+            t.data = v.contiguous()
+    return model

@@ -13,19 +13,45 @@ FLOPS_SIZE = 256
 BASELINE_HEADERS = ["name", "task", "params (M)", f"GFLOPs @{FLOPS_SIZE} (conv+matmul)", "official repo", "fidelity"]
 
 
-def _baselines() -> tuple[str, list[str], list[list[Any]]]:
-    """One row per baseline; the fidelity column is the fixture check actually run (cached)."""
+NOT_CHECKED = "not checked here yet (bench check baselines)"
+
+
+def _baselines(check: bool = False, names: list[str] | None = None) -> tuple[str, list[str], list[list[Any]]]:
+    """One row per baseline. ``bench ls`` shows the last fixture verdict (cached) without running a proof;
+    ``bench check baselines`` (``check=True``) runs each proof whose inputs changed since."""
     from bench.registry import BASELINES
 
     rows = []
-    for name in BASELINES.names():
+    for name in names or BASELINES.names():
         meta = BASELINES.meta(name)
-        facts = _baseline_facts(name)
+        facts = _baseline_facts(name) if check else _cached_facts(name)
         rows.append([name, meta.get("task", ""), f"{facts['params'] / 1e6:.3f}", facts["gflops"],
                      meta.get("repo", ""), facts["fidelity"]])
     title = (f"baselines (GFLOPs: one 1x3x{FLOPS_SIZE}x{FLOPS_SIZE} forward, torch FlopCounterMode, which counts "
              "convolutions and matrix products only)")
     return title, BASELINE_HEADERS, rows
+
+
+def check_table(names: list[str] | None = None) -> tuple[str, list[str], list[list[Any]]]:
+    """``bench check baselines``: every fixture proof run (or its verdict reused while nothing it reads changed)."""
+    return _baselines(check=True, names=names)
+
+
+def _cache_path(name: str) -> Path:
+    from bench.paths import cache_dir
+
+    return cache_dir() / "listing" / f"{name}-{_baseline_cache_key(name)}.json"
+
+
+def _cached_facts(name: str) -> dict[str, Any]:
+    """The cached verdict, or parameters and GFLOPs counted on the meta device (a second) and "not checked"."""
+    path = _cache_path(name)
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            pass
+    return {"params": _param_count(name), "gflops": _flops(name), "fidelity": NOT_CHECKED}
 
 
 def _baseline_cache_key(name: str) -> str:
@@ -35,12 +61,12 @@ def _baseline_cache_key(name: str) -> str:
 
     import torch
 
-    from bench import fidelity, testing
+    from bench import fidelity
     from bench.registry import BASELINES
 
     cls = BASELINES.get(name)
     h = hashlib.sha256(f"{name}\0{torch.__version__}\0{FLOPS_SIZE}\0".encode())
-    sources = {inspect.getsourcefile(cls), inspect.getsourcefile(fidelity), inspect.getsourcefile(testing),
+    sources = {inspect.getsourcefile(cls), inspect.getsourcefile(fidelity),
                inspect.getsourcefile(_flops)}
     sources |= {inspect.getsourcefile(c) for c in cls.__mro__[1:] if c.__module__.startswith("baselines")}
     d = fidelity.fixture_dir(name)
@@ -59,9 +85,8 @@ def _baseline_facts(name: str) -> dict[str, Any]:
     """
     from bench import io
     from bench.fidelity import NO_FIXTURE, check_fixture
-    from bench.paths import cache_dir
 
-    path = cache_dir() / "listing" / f"{name}-{_baseline_cache_key(name)}.json"
+    path = _cache_path(name)
     if path.is_file():
         try:
             return json.loads(path.read_text())
@@ -76,9 +101,12 @@ def _baseline_facts(name: str) -> dict[str, Any]:
 
 
 def _param_count(name: str) -> int:
+    import torch
+
     import bench
 
-    return sum(p.numel() for p in bench.build_baseline(name).parameters())
+    with torch.device("meta"):  # shapes only: a second even for the largest network
+        return sum(p.numel() for p in bench.build_baseline(name).parameters())
 
 
 def _flops(name: str, size: int = FLOPS_SIZE) -> str:
@@ -115,10 +143,11 @@ def _registry(kind: str) -> tuple[str, list[str], list[list[Any]]]:
 
 
 def _jobs() -> tuple[str, list[str], list[list[Any]]]:
-    import bench.jobs  # noqa: F401
-    from bench.graph.job import JOB_KINDS
+    from bench.graph.job import job_kinds
 
-    return "job kinds", ["kind", "runner"], [[k, f"{fn.__module__}.{fn.__name__}"] for k, fn in JOB_KINDS.items()]
+    return "job kinds", ["kind", "runner", "outputs"], [
+        [k, f"{spec.run.__module__}.{spec.run.__name__}", ", ".join(f"{n}={a.path}" for n, a in spec.outputs.items())]
+        for k, spec in job_kinds().items()]
 
 
 def _profiles() -> tuple[str, list[str], list[list[Any]]]:

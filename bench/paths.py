@@ -43,3 +43,9 @@ def data_root() -> Path | None:
     """The root of real data sets: ``$BENCH_DATA`` (``--data-root`` overrides)."""
     env = os.environ.get("BENCH_DATA")
     return Path(env).expanduser() if env else None
+
+
+def shared_root() -> Path:
+    """The material handed to the project (fixtures, samples, paper): ``$BENCH_SHARED`` or ``../shared``."""
+    env = os.environ.get("BENCH_SHARED")
+    return Path(env) if env else (REPO_ROOT.parent / "shared")

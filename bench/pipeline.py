@@ -41,6 +41,11 @@ class RunSpec:
     classes: int | None = None
     steps: int | None = None
     prior: str | None = None  # --prior PATH | smoke | random (rehearsals); None: the profile's (or BENCH_PRIOR)
+    experiment: Path | None = None  # a user's experiment file (instead of a table or figure)
+    seeds_given: bool = False  # --seeds was on the command line (it overrides an experiment file's seeds)
+    rehearse: int | None = None  # --rehearse STEPS: the paper profile's shapes, every training cut to STEPS
+    batch: int | None = None  # --batch: override the profile's training batch
+    speed: dict[str, Any] = field(default_factory=dict)  # --precision, --channels-last, ... (over the profile's)
 
 
 @dataclass
@@ -59,54 +64,70 @@ def resolve_prior(spec: RunSpec, profile: Profile, problems: list[BenchError]) -
     The truncated profile keeps the smoke prior unless a prior is named (REPRODUCE.md, Profiles):
     finding the 2.2 GB file in a weights folder does not change what a cheap run trains with.
     """
+    from bench.config import REHEARSAL
     from bench.prior.adm import ADM256_UNCOND_KWARGS
     from bench.prior.ref import RANDOM, resolve
 
+    rehearsal = profile.name == REHEARSAL
     if spec.prior == RANDOM:  # a request error, not a file problem: say so at once
-        return resolve(spec.prior, profile.prior, allow_random=False)
+        return resolve(spec.prior, profile.prior, allow_random=rehearsal)
     try:
-        return resolve(spec.prior, profile.prior, allow_random=False)
+        return resolve(spec.prior, profile.prior, allow_random=rehearsal)
     except BenchError as e:
         problems.append(e)
         return PriorRef("file", sha256="unavailable", adm_kwargs=dict(ADM256_UNCOND_KWARGS))
 
 
-def build_plan(spec: RunSpec) -> Plan:
-    """The render job of the requested table with its profile and prior; raises for bad requests.
-
-    What cannot be read while building (a missing data set or prior) is collected in ``problems``
-    for the preflight, which reports everything at once.
-    """
-    from bench import experiments
-
+def target_name(spec: RunSpec) -> str:
+    """The paper target a request names ("table1" ... "figure7"); one sentence for an unknown one."""
     if spec.table is not None and spec.table not in TABLES:
-        raise BenchError(f"Unknown table {spec.table}.",
-                         fix=f"Tables available: {', '.join(map(str, TABLES))}.")
+        raise BenchError(f"Unknown table {spec.table}.", fix=f"Tables available: {', '.join(map(str, TABLES))}.")
     if spec.figure is not None and spec.figure not in FIGURES:
         raise BenchError(f"Unknown figure {spec.figure}.", fix=f"Figures available: {', '.join(map(str, FIGURES))}.")
-    profile = get_profile(spec.profile, limit=spec.limit, classes=spec.classes, steps=spec.steps)
+    return f"table{spec.table}" if spec.table is not None else f"figure{spec.figure}"
+
+
+def build_plan(spec: RunSpec) -> Plan:
+    """The render job of the requested table, figure or experiment file with its profile and prior.
+
+    Raises one sentence for a bad request. What cannot be read while building (a missing data set or
+    prior) is collected in ``problems`` for the preflight, which reports everything at once.
+    """
+    from bench.experiment.graph import GraphBuilder, build_experiment
+    from bench.registry import PAPER
+
+    experiment = None
+    if spec.experiment is not None:
+        from bench.experiment.toml_file import load_experiment
+
+        experiment = load_experiment(spec.experiment)
+    else:
+        name = target_name(spec)
+    profile = get_profile(spec.profile, rehearse=spec.rehearse, limit=spec.limit, classes=spec.classes,
+                          steps=spec.steps, batch=spec.batch)
     if spec.classes is not None and profile.embedded_data:
         raise BenchError(f"--classes cuts real CUB; the '{profile.name}' profile builds its own few classes.",
                          fix="Use --profile truncated --data-root PATH, or drop --classes.")
     if spec.data_root is not None and not spec.data_root.is_dir():
         raise BenchError(f"Data directory {spec.data_root} does not exist.",
                          fix="Pass the folder that holds the data sets with --data-root.", doc="Data")
-    for name in spec.baselines or []:
-        BASELINES.get(name)  # "did you mean" on a typo
+    for b in spec.baselines or []:
+        BASELINES.get(b)  # "did you mean" on a typo
     problems: list[BenchError] = []
     prior = resolve_prior(spec, profile, problems)
     if prior.image_size and prior.image_size > profile.patch:
         # DiffLoss crops the prior's size from each patch: a larger prior trains every row at its size
         profile = replace(profile, patch=prior.image_size)
-    target = spec.table if spec.table is not None else f"figure{spec.figure}"
-    job = experiments.build_table(target, profile, seeds=spec.seeds, data_root=spec.data_root, prior=prior,
-                                  problems=problems)
+    g = GraphBuilder(profile, spec.data_root, prior, problems, speed={**profile.speed, **spec.speed})
+    if experiment is not None:
+        job = build_experiment(experiment, g, spec.seeds if spec.seeds_given else experiment.seeds)[0]
+    else:
+        job = PAPER.get(name)(g, spec.seeds)
     if spec.baselines:
         # Reference rows (no baseline: Table 2's clean and unrestored images) stay in a filtered table.
-        keep = {k: j for k, j in job.inputs.items() if j.config.get("baseline") in [*spec.baselines, ""]}
-        rows = [r for r in job.config["rows"] if r["baseline"] in [*spec.baselines, ""]]
-        job = replace(job, inputs={f"row{i:03d}": j for i, j in enumerate(keep.values())},
-                      config={**job.config, "rows": rows})
+        keep = [n for n, r in job.config["rows"].items() if r["baseline"] in [*spec.baselines, ""]]
+        job = replace(job, inputs={n: job.inputs[n] for n in keep},
+                      config={**job.config, "rows": {n: job.config["rows"][n] for n in keep}})
     return Plan(job, profile, prior, problems)
 
 

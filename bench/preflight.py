@@ -125,7 +125,7 @@ def _check_paired(report: PreflightReport, job: Job, patch: int | None, strict: 
 
 def _check_cub(report: PreflightReport, job: Job) -> None:
     from bench.data.verify import decode_error
-    from bench.jobs.classify import load_cub
+    from bench.jobs.cub import load_cub
 
     root = Path(job.params["root"])
     subject = f"{job.config['dataset']} under {root}"

@@ -57,3 +57,25 @@ def environment(device: torch.device | str) -> dict[str, Any]:
     row: dict[str, Any] = {"git_sha": sha, "git_dirty": dirty, "device": device_name(device)}
     row.update({f"version_{k.replace('-', '_')}": v for k, v in package_versions().items()})
     return row
+
+
+def row_provenance(job: Any, device: str, subset: str, train: Any = None, trained_on: dict[str, Any] | None = None,
+                   **extra: Any) -> dict[str, Any]:
+    """The columns every result row carries: which job made it (and from which trained network), with what code,
+    on what data and device. ``train`` is the train job behind the row, ``trained_on`` its recorded data."""
+    from bench.hashing import canonical_json
+
+    cfg = job.config
+    row = {
+        "profile": cfg.get("profile", ""),
+        "baseline": cfg.get("baseline", ""),
+        "losses": canonical_json(train.config["losses"]) if train is not None else "",
+        "seed": cfg.get("seed", ""),
+        "subset": subset,
+        "config_hash": job.key,
+        "train_config_hash": train.key if train is not None else "",
+        **({"train_dataset": trained_on.get("train_dataset", ""), "train_subset": trained_on.get("train_subset", "")}
+           if trained_on is not None else {}),
+        **extra,
+    }
+    return row | environment(device)

@@ -43,7 +43,15 @@ class Registry(Generic[T]):
         if not self._loaded:
             self._loaded = True
             for mod in self._autoload:
-                importlib.import_module(mod)
+                # "package.module" is imported (it registers itself); "package.module:function" is also called
+                mod_name, _, fn = mod.partition(":")
+                module = importlib.import_module(mod_name)
+                if fn:
+                    getattr(module, fn)()
+
+    def known(self, name: str) -> bool:
+        """Is ``name`` registered already (without importing the autoload modules)?"""
+        return name in self._items
 
     def get(self, name: str) -> T:
         self._load()
@@ -80,7 +88,12 @@ class Registry(Generic[T]):
         return len(self._items)
 
 
-BASELINES: Registry[Callable[..., Any]] = Registry("baseline", autoload=("baselines",))
+BASELINES: Registry[Callable[..., Any]] = Registry(
+    "baseline", autoload=("baselines", "bench.experiment.user_baselines:load_entry_points"))
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset", autoload=("bench.data",))
 METRICS: Registry[Callable[..., Any]] = Registry("metric", autoload=("bench.evaluate.metrics",))
 LOSSES: Registry[Callable[..., Any]] = Registry("loss", autoload=("bench.losses",))
+#: The paper's tables and figures (``bench.paper``), by name: "table1" ... "table4", "figure7".
+PAPER: Registry[Callable[..., Any]] = Registry("paper target", autoload=("bench.paper",))
+#: How a render job writes its files, by layout name: each paper target's, and "experiment" for users' files.
+LAYOUTS: Registry[Callable[..., Any]] = Registry("layout", autoload=("bench.report.experiment", "bench.paper"))

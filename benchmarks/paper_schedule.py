@@ -65,15 +65,15 @@ def main() -> None:
 
     from bench import costs
     from bench.config import get_profile
-    from bench.experiments import build_table
     from bench.graph.job import Job, toposort
     from bench.graph.schedule import schedule
+    from bench.paper import build_target
     from bench.prior.adm import ADM256_UNCOND_KWARGS
     from bench.prior.ref import PriorRef
 
     prior = PriorRef("file", sha256="planned", adm_kwargs=dict(ADM256_UNCOND_KWARGS))
     problems: list = []
-    roots = [build_table(t, get_profile("paper"), data_root=Path("/nonexistent"), prior=prior, problems=problems)
+    roots = [build_target(t, get_profile("paper"), data_root=Path("/nonexistent"), prior=prior, problems=problems)
              for t in (1, 2, 3, 4, "figure7")]
     everything = Job("all", {}, {f"t{i}": r for i, r in enumerate(roots)})
     measured = measured_step_ms(args.step_ms)

@@ -7,10 +7,10 @@ import re
 
 import pytest
 import torch
+from support.shared import fill_by_key, load_fixture, shared_path
 
 from bench.errors import BenchError, MissingFileError
 from bench.prior import ADM256_UNCOND_KWARGS, create_adm, load_prior
-from bench.testing import fill_by_key, load_fixture, shared_path
 
 ATOL = 1e-4  # the fixture's float32 CPU tolerance
 
@@ -217,7 +217,7 @@ def test_load_prior_strict_and_frozen(tiny, tmp_path):
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     with torch.no_grad():
         torch.testing.assert_close(model(io["x"], io["t"]), io["out"], atol=ATOL, rtol=0)
-    with pytest.raises(BenchError, match="does not match the ADM architecture"):
+    with pytest.raises(BenchError, match="is not the 32x32 unconditional ADM DiffLoss needs"):
         load_prior(shared_path("fixtures", "adm_tiny", "state_dict.pt"), **{**kw, "num_channels": 64})
 
 

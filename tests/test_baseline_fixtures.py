@@ -14,10 +14,10 @@ from __future__ import annotations
 import zlib
 
 import pytest
+from support.shared import SimulatedCPU, shared_path
 
 import bench
 from bench.fidelity import check_fixture
-from bench.testing import SimulatedCPU, shared_path
 
 #: The eight networks of the paper; every one must be registered and pass the check.
 ALL = ["fsdgn", "mb_taylorformer", "rcdnet", "efderain", "deeplpf", "iat", "msbdn", "griddehazenet"]

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from support.shared import fill_by_key
 
 import bench
 from baselines._base import Restorer
 from bench.fidelity import single_thread
-from bench.testing import fill_by_key
 
 #: The fixtures' fill scales (meta.json "scale"), which keep activations in a sensible range.
 SCALE = {"fsdgn": 0.05, "mb_taylorformer": 0.05, "rcdnet": 0.1, "efderain": 0.02, "deeplpf": 0.05, "iat": 0.05,

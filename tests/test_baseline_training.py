@@ -22,13 +22,13 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from support.shared import fill_by_key
 from torch import nn
 
 import bench
 from bench import build_loss
 from bench.fidelity import single_thread
 from bench.prior import create_adm
-from bench.testing import fill_by_key
 
 ALL = ["fsdgn", "mb_taylorformer", "rcdnet", "efderain", "deeplpf", "iat", "msbdn", "griddehazenet"]
 MAX_STEPS = 50
@@ -40,7 +40,7 @@ SIZE = {"msbdn": 32, "deeplpf": 32}  # default 16, see the module docstring
 PRIOR_SIZE = 16
 TINY_ADM = dict(image_size=PRIOR_SIZE, num_channels=32, num_res_blocks=1, channel_mult="1,2", learn_sigma=True,
                 attention_resolutions="8", num_head_channels=16, use_scale_shift_norm=True, resblock_updown=True)
-#: The paper's loss sets as bench.experiments.LOSS_SETS spells them: pixel term alone, and with DiffLoss
+#: The paper's loss sets as bench.experiment.losses.LOSS_SETS spells them: pixel term alone, and with DiffLoss
 #: (whose own pixel term is the same Euclidean l2, so the two differ by the DiffLoss term alone).
 LOSSES = {
     "l2": {"l2": {"weight": 1.0, "norm": "l2"}},
@@ -84,8 +84,8 @@ def _train(model: nn.Module, loss: nn.Module, degraded: torch.Tensor, clear: tor
 
 
 def test_the_loss_sets_are_the_papers() -> None:
-    """Guard against drift: the two sets trained here are bench.experiments' "l2" and "diffloss"."""
-    from bench.experiments import LOSS_SETS
+    """Guard against drift: the two sets trained here are bench.experiment.losses' "l2" and "diffloss"."""
+    from bench.experiment.losses import LOSS_SETS
 
     assert LOSS_SETS["l2"] == LOSSES["l2"]
     assert LOSS_SETS["diffloss"] == LOSSES["l2+diffloss"]

@@ -35,10 +35,11 @@ def test_unknown_table(capsys, monkeypatch) -> None:
     assert "Error: Unknown table 9." in out and "Traceback" not in out
 
 
-@pytest.mark.parametrize("args", [[], ["--table", "1", "--all"], ["--table", "1", "--figure", "7"]])
+@pytest.mark.parametrize("args", [[], ["--table", "1", "--all"], ["--table", "1", "--figure", "7"],
+                                  ["--table", "1", "--experiment", "x.toml"]])
 def test_run_needs_exactly_one_target(args: list[str], capsys, monkeypatch) -> None:
     code, out = run_cli(["run", *args, "--dry-run"], capsys, monkeypatch)
-    assert code == 2 and "Give exactly one of --table N, --figure N or --all." in out
+    assert code == 2 and "Give exactly one of --table N, --figure N, --all or --experiment FILE." in out
 
 
 def test_all_plans_every_table_then_figure_in_one_process(capsys, monkeypatch, tmp_path: Path) -> None:
@@ -94,7 +95,7 @@ def test_dry_run_prints_graph_with_statuses(capsys, monkeypatch, tmp_path: Path)
 
 def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monkeypatch, tmp_path: Path) -> None:
     """shared/data has Rain100H test pairs but no Rain13K: training data is a labelled synthetic stand-in."""
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     root = shared_path("data")
     code, out = run_cli(["run", "--table", "1", "--profile", "truncated", "--data-root", str(root), "--baseline",
@@ -105,7 +106,7 @@ def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monke
     assert "0 done, 9 pending, 0 stale" in out
 
     from bench.config import get_profile
-    from bench.experiments import GraphBuilder
+    from bench.experiment.graph import GraphBuilder
 
     g = GraphBuilder(get_profile("truncated", limit=3), root)
     train, _ = g.data_job("deraining", "train")
@@ -118,7 +119,7 @@ def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monke
 
 def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
     from bench.config import get_profile
-    from bench.experiments import GraphBuilder
+    from bench.experiment.graph import GraphBuilder
 
     g = GraphBuilder(get_profile("paper"), tmp_path)
     job, _ = g.data_job("deraining", "train")
@@ -128,10 +129,10 @@ def test_paper_profile_never_substitutes_synthetic_data(tmp_path: Path) -> None:
 def test_truncated_profile_keeps_the_smoke_prior_unless_one_is_named(monkeypatch, tmp_path: Path) -> None:
     """REPRODUCE.md, Profiles: finding the official file does not change a truncated run; --prior does."""
     import torch
+    from support.shared import shared_path
 
     from bench import pipeline, weights
     from bench.prior import create_adm
-    from bench.testing import shared_path
 
     spec = pipeline.RunSpec(table=1, profile="truncated", data_root=shared_path("data"), baselines=["efderain"])
 

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from support.shared import fill_by_key
 from torch import nn
 
 from bench import LOSSES
 from bench.errors import DataError
 from bench.losses.diffloss import DiffLoss
 from bench.prior import create_adm
-from bench.testing import fill_by_key
 
 S = 16
 TINY = dict(image_size=S, num_channels=32, num_res_blocks=1, channel_mult="1,2", learn_sigma=True,
@@ -223,7 +223,7 @@ def test_same_seed_same_loss_and_rng_state_replays():
 def test_registered_and_moves_prior_with_to():
     import bench.prior
 
-    assert LOSSES.get("diffloss") is DiffLoss is bench.prior.DiffLoss
+    assert LOSSES.get("diffloss") is DiffLoss is bench.DiffLoss
     prior = tiny_prior()
     loss = LOSSES.get("diffloss")(prior).double()
     assert all(p.dtype == torch.float64 for p in prior.parameters())

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from support.e2e import BENCH, REPO, bench, bench_env, run_all
 
-from bench.report.table2 import REFERENCE_TITLE, TASK_HEADINGS
-from bench.report.tables import paper_table
+from bench.paper import paper_numbers
+from bench.paper.table2 import REFERENCE_TITLE, TASK_HEADINGS
 
 PROVENANCE = ["git_sha", "git_dirty", "config_hash", "seed", "profile", "subset", "version_torch", "version_pyiqa",
               "version_torch_fidelity", "version_timm", "device", "wall_time_s"]
@@ -108,7 +108,7 @@ def test_table2_smoke_end_to_end(smoke_all) -> None:
     tex = (tmp_path / "tables" / "table2.tex").read_text()
     assert md.startswith("# Table 2: ") and "SMOKE RUN" in md and "NOT a reproduction" in md
     assert "SMOKE RUN" in tex and r"\toprule" in tex
-    paper = paper_table(2)
+    paper = paper_numbers("table2")
     for task, heading in TASK_HEADINGS.items():
         rows = _section_rows(md, heading)
         p = paper[paper.task == task].sort_values("row")
@@ -253,7 +253,7 @@ def test_truncated_profile_on_real_rain100h(smoke_all) -> None:
 
     Runs in the smoke run's folder so the smoke prior job is shared, not retrained.
     """
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     base, proc, _ = smoke_all
     assert proc.returncode == 0
@@ -282,7 +282,7 @@ def test_truncated_table2_on_real_cub(smoke_all) -> None:
     EfDeRain's truncated train jobs are the ones the Rain100H test above made (same hashes), so only the
     classifiers, the degradations, the restorations and the classifications run here.
     """
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     base, proc, _ = smoke_all
     assert proc.returncode == 0

@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
+from support.shared import jobs_by_kind
 
 from bench.config import get_profile
 from bench.errors import BenchError
-from bench.experiments import FIGURE7_GAMMAS, build_table
-from bench.report.figures import figure7, figure7_caption
-from bench.testing import jobs_by_kind
+from bench.experiment.losses import FIGURE7_GAMMAS
+from bench.paper import build_target as build_table
+from bench.paper.figure7 import figure7, figure7_caption
 
 
 def test_top1_rows_share_table2_classifier_and_fog() -> None:
     smoke = get_profile("smoke")
     fig = build_table("figure7", smoke)
-    rows = pd.DataFrame(fig.config["rows"])
+    rows = pd.DataFrame(list(fig.config["rows"].values()))
     top = rows[rows.get("metric", pd.Series(dtype=str)).eq("top1_v")]
     assert fig.config["top1"] is True and len(rows) == len(fig.inputs) == 2 * 2 * len(FIGURE7_GAMMAS)
     assert sorted(zip(top["loss_set"], top["select"])) == sorted(
@@ -61,7 +61,7 @@ def test_paper_profile_never_drops_top1(tmp_path: Path) -> None:
 
 
 def test_cub_subset_in_shared_data_is_found() -> None:
-    from bench.testing import shared_path
+    from support.shared import shared_path
 
     root = shared_path("data", "cub100_subset_227").parent
     fig = build_table("figure7", get_profile("truncated", classes=5), data_root=root)
@@ -117,21 +117,25 @@ def _train_dir(tmp_path: Path) -> Path:
 
 
 def test_restore_uses_the_snapshot_the_psnr_evaluation_picked(tmp_path: Path) -> None:
-    from bench.jobs.classify import _restore_weights
+    from bench.graph.job import Job, JobContext
+    from bench.jobs.restore_cub import restore_weights
 
     train = _train_dir(tmp_path)
     sel = tmp_path / "eval"
     sel.mkdir()
-    pd.DataFrame([{"metric": "psnr", "value": 20.0, "selected_step": 20}]).to_csv(sel / "summary.csv", index=False)
+    pd.DataFrame([{"metric": "psnr", "value": 20.0, "n": 5, "convention": "rgb", "selected_step": 20}]).to_csv(
+        sel / "summary.csv", index=False)
 
-    def ctx(with_selection: bool) -> SimpleNamespace:
-        inputs = {"model": object(), **({"selection": object()} if with_selection else {})}
+    def ctx(with_selection: bool) -> JobContext:
+        inputs = {"model": Job("train", {}), **({"selection": Job("evaluate", {})} if with_selection else {})}
         dirs = {"model": train, "selection": sel}
-        return SimpleNamespace(job=SimpleNamespace(inputs=inputs), input=lambda name: dirs[name])
+        return JobContext(Job("restore_cub", {}, inputs), tmp_path / "out", {n: dirs[n] for n in inputs}, "cpu",
+                          input_results={"model": {"steps": 40}})
 
-    assert _restore_weights(ctx(False)) == (40, train / "model.pt")
-    step, path = _restore_weights(ctx(True))
+    assert restore_weights(ctx(False)) == (40, train / "model.pt")
+    step, path = restore_weights(ctx(True))
     assert step == 20 and torch.load(path, weights_only=True)["w"].item() == 20.0
-    pd.DataFrame([{"metric": "psnr", "value": 20.0, "selected_step": 30}]).to_csv(sel / "summary.csv", index=False)
+    pd.DataFrame([{"metric": "psnr", "value": 20.0, "n": 5, "convention": "rgb", "selected_step": 30}]).to_csv(
+        sel / "summary.csv", index=False)
     with pytest.raises(BenchError, match="step 30"):
-        _restore_weights(ctx(True))
+        restore_weights(ctx(True))

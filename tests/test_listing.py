@@ -1,7 +1,8 @@
-"""``bench ls baselines``: the fidelity column is the fixture check really run, not a claim.
+"""``bench check baselines`` runs the fixture proofs; ``bench ls baselines`` lists fast and shows their last verdict.
 
-The first test runs every fixture check (about 22 s on a shared 2-core CPU) into a fresh cache;
-the rest use one cheap network (IAT, 91k parameters) or the cache.
+The fidelity column is the fixture check really run, not a claim. The first test runs every fixture
+check (about 22 s on a shared 2-core CPU) into a fresh cache; the rest use one cheap network (IAT,
+91k parameters) or the cache.
 """
 
 from __future__ import annotations
@@ -13,23 +14,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.shared import fill_by_key, shared_path
 from torch import nn
 
 import bench
 from bench import fidelity, listing
-from bench.testing import fill_by_key, shared_path
 
 ALL = {"fsdgn", "mb_taylorformer", "rcdnet", "efderain", "deeplpf", "iat", "msbdn", "griddehazenet"}
 
 
 @pytest.fixture(scope="module")
 def cold_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str], list[list]]]:
-    """``bench ls baselines`` computed from nothing: an empty cache folder."""
+    """``bench check baselines`` computed from nothing: an empty cache folder."""
     shared_path("fixtures")  # skip loudly (fail under CI=true) without the fixtures
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_CACHE", str(cache))
-        _, headers, rows = listing.table("baselines")
+        _, headers, rows = listing.check_table()
         yield cache, headers, rows
 
 
@@ -65,6 +66,18 @@ def test_second_listing_comes_from_the_cache(cold_table, monkeypatch: pytest.Mon
     monkeypatch.setenv("BENCH_CACHE", str(cache))
     monkeypatch.setattr(fidelity, "check_fixture", no_check)
     assert listing.table("baselines")[2] == rows
+
+
+def test_listing_runs_no_proof_and_says_so_until_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def no_check(name: str) -> None:
+        raise AssertionError(f"bench ls ran the fixture proof of {name}")
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(fidelity, "check_fixture", no_check)
+    _, _, rows = listing.table("baselines")
+    assert {r[0] for r in rows} == ALL and all(r[-1] == listing.NOT_CHECKED for r in rows)
+    iat = next(r for r in rows if r[0] == "iat")
+    assert iat[2] == "0.091" and iat[3] == "3.3"  # parameters and FLOPs are still counted
 
 
 def test_cache_key_follows_torch_version_and_fixture(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

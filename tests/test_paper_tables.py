@@ -6,9 +6,10 @@ import re
 
 import pandas as pd
 import pytest
+from support.shared import shared_path
 
-from bench.report.tables import PAPER_DIR, paper_table
-from bench.testing import shared_path
+from bench.paper import NUMBERS_DIR as PAPER_DIR
+from bench.paper import paper_numbers
 
 
 def _paper_md() -> str:
@@ -35,7 +36,7 @@ def test_table1_every_cell() -> None:
     rows = _table_block(_paper_md(), "**Table 1:**")
     data = [r for r in rows if len(_numbers(r)) == 6]
     assert len(data) == 7
-    ours = paper_table(1)
+    ours = paper_numbers("table1")
     for task_i, task in enumerate(("dehazing", "deraining", "lowlight")):
         sub = ours[ours.task == task].sort_values("row")
         assert len(sub) == 7
@@ -49,7 +50,7 @@ def test_table1_every_cell() -> None:
 def test_table2_every_cell() -> None:
     rows = _table_block(_paper_md(), "**Table 2:**")
     data = {r[0]: _numbers(r) for r in rows if len(_numbers(r)) == 6}
-    ours = paper_table(2)
+    ours = paper_numbers("table2")
     for config, nums in data.items():
         sub = ours[ours.config == config].set_index("task")
         got = [sub.loc[t, k] for t in ("dehazing", "deraining", "lowlight") for k in ("top1_v", "top1_r")]
@@ -60,7 +61,7 @@ def test_table2_every_cell() -> None:
 def test_table3_every_cell() -> None:
     rows = _table_block(_paper_md(), "**Table 3:**")
     data = {r[0]: _numbers(r) for r in rows if len(_numbers(r)) == 3}
-    ours = paper_table(3).set_index("label")
+    ours = paper_numbers("table3").set_index("label")
     assert set(data) == set(ours.index)
     for label, nums in data.items():
         assert [ours.loc[label, k] for k in ("lpips", "psnr", "ssim")] == pytest.approx(nums, abs=1e-9)
@@ -69,7 +70,7 @@ def test_table3_every_cell() -> None:
 def test_table4_every_cell() -> None:
     rows = _table_block(_paper_md(), "**Table 4:**")
     data = [_numbers(r) for r in rows if len(_numbers(r)) == 3]
-    ours = paper_table(4).sort_values("row")
+    ours = paper_numbers("table4").sort_values("row")
     assert len(data) == len(ours) == 3
     for (_, mine), nums in zip(ours.iterrows(), data, strict=True):
         assert [mine.fid, mine.psnr, mine.ssim] == pytest.approx(nums, abs=1e-9)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from support.e2e import bench
+from support.shared import shared_path
 
 from bench import pipeline
 from bench.errors import BenchError
 from bench.graph.job import toposort
 from bench.prior import create_adm
-from bench.testing import shared_path
 
 TINY_ADM = dict(image_size=64, num_channels=32, num_res_blocks=1, channel_mult="1,2", attention_resolutions="16",
                 num_head_channels=32, learn_sigma=True, use_scale_shift_norm=True, resblock_updown=True)
@@ -154,9 +154,9 @@ def test_random_prior_needs_a_rehearsal() -> None:
 
 def test_figure7_gamma0_builds_no_prior() -> None:
     from bench.config import get_profile
-    from bench.experiments import build_table
+    from bench.paper import build_target
 
-    fig = build_table("figure7", get_profile("smoke"))
+    fig = build_target("figure7", get_profile("smoke"))
     trains = {j.label: j for j in _jobs(fig, "train")}
     zero = trains["train:msbdn+diffloss_gamma0/seed0"]
     assert zero.config["losses"] == {"l2": {"weight": 1.0, "norm": "l2"}}
@@ -166,7 +166,7 @@ def test_figure7_gamma0_builds_no_prior() -> None:
 
 def test_gamma0_loss_is_the_pixel_term_of_diffloss() -> None:
     """What the gamma = 0 job trains with equals DiffLoss at gamma = 0 in value and gradient."""
-    from bench.experiments import LOSS_SETS, without_zero_weight_priors
+    from bench.experiment.losses import LOSS_SETS, without_zero_weight_priors
     from bench.losses.composite import build_loss
     from bench.prior.smoke import SMOKE_PRIOR_KWARGS
 

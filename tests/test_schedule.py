@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
+from support.shared import shared_path
 
 from bench.prior import DiffusionSchedule
-from bench.testing import shared_path
 
 
 def _hand_alphas_cumprod() -> list[float]:

@@ -19,8 +19,8 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
+from bench import preempt
 from bench.errors import BenchError
-from bench.graph import preempt
 from bench.graph.job import Job
 from bench.graph.slurm import (
     RECORD,

@@ -8,7 +8,9 @@ import torch
 from bench.errors import BenchError
 from bench.prior import load_prior
 from bench.prior.schedule import DiffusionSchedule
-from bench.prior.smoke import SMOKE_PRIOR_KWARGS, _new_model, eps_mse, smoke_prior_kwargs, train_smoke_prior
+from bench.prior.smoke import SMOKE_PRIOR_KWARGS, smoke_prior_kwargs
+from bench.prior.smoke import new_smoke_prior as _new_model
+from bench.train.smoke_prior import eps_mse, train_smoke_prior
 
 SIZE = 16  # 16x16 keeps each step well under a second on 2 CPU cores
 
@@ -53,7 +55,7 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path):
 
 def test_resume_after_interruption_gives_identical_weights(tmp_path):
     images = _images()
-    common = dict(steps=4, seed=3, image_size=SIZE, save_every=2)
+    common = dict(steps=4, seed=3, image_size=SIZE, save_every=2, log_every=1)
     straight = train_smoke_prior(images, checkpoint_path=tmp_path / "a.pt", **common)
 
     def interrupt(step: int, steps: int, loss: float) -> None:
@@ -74,3 +76,32 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in sb.items())
     with pytest.raises(BenchError, match="different smoke-prior run"):
         train_smoke_prior(images, checkpoint_path=tmp_path / "b.pt", **{**common, "seed": 4})
+
+
+def test_preempted_then_corrupted_run_resumes_from_the_previous_checkpoint(tmp_path):
+    from bench import preempt
+
+    images = _images()
+    common = dict(steps=5, seed=3, image_size=SIZE, save_every=2, log_every=1, log=lambda m: None)
+    straight = train_smoke_prior(images, checkpoint_path=tmp_path / "a.pt", **common)
+
+    def stop(step: int, steps: int, loss: float) -> None:
+        if step == 3:
+            preempt.request("test")
+
+    try:
+        with pytest.raises(preempt.Preempted):
+            train_smoke_prior(images, checkpoint_path=tmp_path / "b.pt", progress=stop, **common)
+    finally:
+        preempt.clear()
+    newest, previous = tmp_path / "b.pt", tmp_path / "b.prev.pt"
+    assert torch.load(newest, weights_only=True)["step"] == 3  # checkpointed at once, off the save_every grid
+    assert torch.load(previous, weights_only=True)["step"] == 2
+    newest.write_bytes(newest.read_bytes()[:1000])  # a torn write
+    logs: list[str] = []
+    resumed = train_smoke_prior(images, checkpoint_path=newest, **{**common, "log": logs.append})
+    assert any("b.pt is unreadable" in m and "falling back to b.prev.pt (step 2)" in m for m in logs)
+    sa, sb = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    ca, cb = (torch.load(tmp_path / f, weights_only=True) for f in ("a.pt", "b.pt"))
+    assert ca["losses"] == cb["losses"] and len(cb["losses"]) == 5

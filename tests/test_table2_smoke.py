@@ -11,14 +11,27 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.shared import jobs_by_kind
 
 from bench.config import get_profile
-from bench.experiments import build_table
-from bench.experiments_table2 import ARCHS, TABLE2_TASKS, build_table2
-from bench.report.render import to_latex, to_markdown
-from bench.report.table2 import REFERENCE_TITLE, TASK_HEADINGS, table2
-from bench.report.tables import BUILDERS, paper_table
-from bench.testing import jobs_by_kind
+from bench.evaluate.classify import ARCHS
+from bench.paper import build_target as build_table
+from bench.paper import paper_numbers
+from bench.paper._cub import TABLE2_TASKS
+from bench.paper.table2 import REFERENCE_TITLE, TASK_HEADINGS
+from bench.paper.table2 import layout as table2
+from bench.report.formats import to_latex, to_markdown
+
+
+def build_table2(profile, seeds: int = 1, data_root: Path | None = None):
+    return build_table(2, profile, seeds=seeds, data_root=data_root)
+
+
+def paper_table(n: int) -> pd.DataFrame:
+    return paper_numbers(f"table{n}")
+
+
+BUILDERS = {2: table2}
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = [sys.executable, "-m", "bench.cli"]
@@ -43,7 +56,7 @@ def test_table2_restores_with_table1_train_jobs() -> None:
 
 def test_table2_graph_has_the_paper_rows_and_reference_rows() -> None:
     render = build_table2(get_profile("smoke"), seeds=2)
-    rows = pd.DataFrame(render.config["rows"])
+    rows = pd.DataFrame(list(render.config["rows"].values()))
     assert len(rows) == len(render.inputs) == 2 + 3 * 2 + 3 * 2 * 2 * 2  # clean, degraded, restored x seeds
     assert set(rows["classifier"]) == set(ARCHS)
     restored = rows[rows["row"] == "restored"]
@@ -63,7 +76,7 @@ def test_truncated_profile_reads_cub_with_a_per_class_limit() -> None:
 def _results(profile: str, subset: str = "full") -> pd.DataFrame:
     render = build_table2(get_profile(profile), data_root=None if profile == "smoke" else Path("/data"))
     rows = []
-    for spec in render.config["rows"]:
+    for spec in render.config["rows"].values():
         metric = ARCHS[spec["classifier"]]
         value = {"clean": 90.0, "degraded": 40.0}.get(spec["row"], 50.0 + 10.0 * (spec["loss_set"] == "diffloss"))
         rows.append({**spec, metric: value, "dataset": "d", "subset": subset, "git_sha": "abc1234",
@@ -99,13 +112,13 @@ def test_paper_profile_compares_but_a_subset_never_does() -> None:
 
 def test_truncated_cub_subset_is_listed_limited_and_degraded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The truncated profile's data path on the real 100-class CUB subset: one image per class and split."""
-    import bench.jobs.classify  # noqa: F401  (job kinds)
+    from support.shared import shared_path
+
     from bench.data.base import read_image
     from bench.graph.executor import LocalExecutor
     from bench.graph.job import Job
     from bench.graph.store import RunStore
-    from bench.jobs.classify import read_images_csv
-    from bench.testing import shared_path
+    from bench.jobs.images import read_image_set_at
 
     root = shared_path("data", "cub100_subset_227").parent  # the data root, as --data-root would give it
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
@@ -114,11 +127,11 @@ def test_truncated_cub_subset_is_listed_limited_and_degraded(tmp_path: Path, mon
     fog = Job("degrade_cub", {"degradation": "fog", "severity": 3, "seed": 0}, {"data": data})
     store = RunStore(tmp_path / "runs")
     LocalExecutor(log=lambda _: None).run([fog], store)
-    clean, info = read_images_csv(store.dir(data))
+    clean, info = read_image_set_at(store.dir(data), "prepare_cub")
     assert info["num_classes"] == 100 and info["subset"] == "truncated:1+1/class"
     assert sorted(clean["label"]) == list(range(100))  # balanced: one test image per class
-    assert len(pd.read_csv(store.dir(data) / "train.csv")) == 100
-    degraded, dinfo = read_images_csv(store.dir(fog))
+    assert len(pd.read_csv(store.artifact(data, "train_images"))) == 100
+    degraded, dinfo = read_image_set_at(store.dir(fog), "degrade_cub")
     assert dinfo["stage"] == "degraded" and dinfo["degradation_params"] == {"amount": 2.5, "decay": 1.7}
     assert list(degraded["image_id"]) == list(clean["image_id"])
     a, b = read_image(Path(clean["file"][0])), read_image(Path(degraded["file"][0]))
@@ -127,14 +140,14 @@ def test_truncated_cub_subset_is_listed_limited_and_degraded(tmp_path: Path, mon
 
 def test_truncated_cub_keeps_only_the_first_classes(tmp_path: Path) -> None:
     """``--classes K``: the first K classes with their per-class limit; labels stay 0..K-1 and rows say so."""
-    import bench.jobs.classify  # noqa: F401  (job kinds)
+    from support.shared import shared_path
+
     from bench.data.cub import cub_subset
     from bench.errors import DataError
     from bench.graph.executor import LocalExecutor
     from bench.graph.job import Job
     from bench.graph.store import RunStore
-    from bench.jobs.classify import read_images_csv
-    from bench.testing import shared_path
+    from bench.jobs.images import read_image_set_at
 
     root = shared_path("data", "cub100_subset_227")
     render = build_table2(get_profile("truncated", classes=10), data_root=root.parent)
@@ -144,11 +157,11 @@ def test_truncated_cub_keeps_only_the_first_classes(tmp_path: Path) -> None:
     data = Job("prepare_cub", {**data.config, "limit_per_class": {"train": 2, "test": 1}}, params=data.params)
     store = RunStore(tmp_path / "runs")
     LocalExecutor(log=lambda _: None).run([data], store)
-    clean, info = read_images_csv(store.dir(data))
+    clean, info = read_image_set_at(store.dir(data), "prepare_cub")
     assert info["num_classes"] == 10 and len(info["class_names"]) == 10
     assert info["subset"] == "truncated:2+1/class,10 classes"
     assert sorted(clean["label"]) == list(range(10))
-    train = pd.read_csv(store.dir(data) / "train.csv")
+    train = pd.read_csv(store.artifact(data, "train_images"))
     assert sorted(train["label"]) == sorted(list(range(10)) * 2)
     whole = cub_subset(root, "test")
     assert whole.first_classes(10).class_names == whole.class_names[:10]

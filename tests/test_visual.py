@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from bench.report.visual import CROP, LABEL_H, PAIRS_FILE, comparison_grids
+from bench.report.visual import CROP, LABEL_H, comparison_grids
+
+PAIRS_FILE = "pairs.csv"
 
 
 def _png(path: Path, value: int, size: tuple[int, int] = (300, 260)) -> None:
@@ -37,8 +39,12 @@ def test_grid_has_one_row_per_baseline_and_same_crop(tmp_path: Path) -> None:
         {"task": "dehazing", "baseline": "msbdn", "loss_set": "diffloss", "select": "best:psnr"},
         {"task": "dehazing", "baseline": "msbdn", "loss_set": "diffloss", "select": "last"},
     ])
-    dirs = [_eval_dir(tmp_path, f"e{i}", 50 + 10 * i, data) for i in range(len(results))]
-    files = comparison_grids(results, dirs, tmp_path / "out", "table1", "[SMOKE RUN] ")
+    dirs = {f"e{i}": _eval_dir(tmp_path, f"e{i}", 50 + 10 * i, data) for i in range(len(results))}
+    results["input"] = list(dirs)
+    (tmp_path / "out").mkdir()
+    files = comparison_grids(results, pairs=lambda name: dirs[name] / PAIRS_FILE,
+                             restored=lambda name, i: dirs[name] / "restored" / f"{i}.png", out_dir=tmp_path / "out",
+                             stem="table1", title_prefix="[SMOKE RUN] ")
     assert [f.name for f in files] == ["table1_visual_dehazing.png"]
     grid = np.asarray(Image.open(files[0]).convert("RGB"))
     gap, tile_h = 4, CROP + LABEL_H

@@ -56,7 +56,7 @@ def listing(root: Path, split: str) -> Listing:
 
 
 @DATASETS.register("lol", task="lowlight", role="train+test", expected={"train": 485, "test": 15},
-                   convention="rgb", summary="LOL v1: our485 (train) and eval15 (test), low/ + high/")
+                   convention="rgb-iat", summary="LOL v1: our485 (train) and eval15 (test), low/ + high/")
 def lol(root: Path, split: str = "test", limit: int | None = None, *, strict_counts: bool = True,
         require_clear: bool = True) -> PairedSet:
     """LOL's train (our485) or test (eval15) pairs."""

@@ -4,7 +4,8 @@
 * ``rain-NNN.png`` + ``norain-NNN.png``, in one folder or in ``rain/`` + ``norain/`` (PReNet's copies);
 * ``inputcrop/`` + ``cleancrop/`` with ``N.png`` (MSPFN's Rain100H: 481x321 images cropped to 480x320).
 
-Pairs are matched by name (the ``NNN`` part for the second layout); PSNR/SSIM are reported on Y.
+Pairs are matched by name (the ``NNN`` part for the second layout). PSNR/SSIM follow the MATLAB scripts of
+PReNet and RCDNet (convention ``y-matlab-double``: unrounded double Y, see bench.evaluate.metrics).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def _only(split: str, allowed: str, label: str) -> None:
                         fix=f"Use split='{allowed}'.", doc="Data")
 
 
-@DATASETS.register("rain13k", task="deraining", role="train", expected=RAIN13K_PAIRS, convention="y",
+@DATASETS.register("rain13k", task="deraining", role="train", expected=RAIN13K_PAIRS,
+                   convention="y-matlab-double",
                    summary="Rain13K training pairs (input/ + target/, or rain-/norain- names)")
 def rain13k(root: Path, split: str = "train", limit: int | None = None, *, strict_counts: bool = True,
             require_clear: bool = True) -> PairedSet:
@@ -88,7 +90,8 @@ def rain13k(root: Path, split: str = "train", limit: int | None = None, *, stric
     return checked_set(ls, limit, require_clear=require_clear, strict_counts=strict_counts)
 
 
-@DATASETS.register("rain100h", task="deraining", role="test", expected=RAIN100H_PAIRS, convention="y",
+@DATASETS.register("rain100h", task="deraining", role="test", expected=RAIN100H_PAIRS,
+                   convention="y-matlab-double",
                    summary="Rain100H's 100 test pairs (three layouts, incl. inputcrop/ + cleancrop/)")
 def rain100h(root: Path, split: str = "test", limit: int | None = None, *, strict_counts: bool = True,
              require_clear: bool = True) -> PairedSet:

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError, DataError
+from bench.train.checkpoint import CheckpointFiles
+from bench.train.engine import TrainEngine, TrainTask, read_scalars, to_device
 
 #: Architecture -> the Table 2 column its Top-1 fills ("Top-1 V" and "Top-1 R").
 ARCHS: dict[str, str] = {"vgg16": "top1_v", "resnet50": "top1_r"}
@@ -301,12 +303,87 @@ def _param_groups(model: Classifier, loaded: set[str], recipe: ClassifyRecipe) -
     return groups
 
 
+class FinetuneTask(TrainTask):
+    """One fine-tuning step: the epoch's batch order, augmentation, cosine LR, cross-entropy.
+
+    Epoch sums (loss x batch, correct predictions) accumulate on the device, in float64 and
+    int64, and are read once per epoch: the same numbers as Python floats summed per step.
+    """
+
+    def __init__(self, model: Classifier, train: ImageSet, recipe: ClassifyRecipe, opt: torch.optim.Optimizer,
+                 gen: torch.Generator, device: torch.device, per_epoch: int, batch: int, total: int):
+        self.model, self.train, self.recipe, self.opt, self.gen = model, train, recipe, opt, gen
+        self.device, self.per_epoch, self.batch, self.total = device, per_epoch, batch, total
+        self.base_lrs = [g["lr"] for g in opt.param_groups]
+        self.history: list[dict[str, Any]] = []
+        self.order: torch.Tensor | None = None
+        self._sums: tuple[torch.Tensor, torch.Tensor] | None = None  # loss x batch, correct, this epoch
+        self.seen = 0
+        self._step: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def compute(self, done: int) -> dict[str, torch.Tensor]:
+        b = done % self.per_epoch
+        if b == 0:
+            self.order = torch.randperm(len(self.train), generator=self.gen)
+            self._sums, self.seen = None, 0
+        idx = self.order[b * self.batch:(b + 1) * self.batch]  # type: ignore[index]
+        crops = _augment(self.train.images[idx], self.recipe.input_size, self.recipe, self.gen)
+        x = _to_float(to_device(crops, self.device), self.device)
+        y = to_device(self.train.labels[idx], self.device)
+        if self.recipe.schedule == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * done / max(1, self.total)))
+            for g, lr in zip(self.opt.param_groups, self.base_lrs):
+                g["lr"] = lr * factor
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        self._step = (loss.detach(), logits.detach(), y)
+        return {"total": loss}
+
+    def after_step(self, done: int) -> dict[str, torch.Tensor | float]:
+        loss, logits, y = self._step  # type: ignore[misc]
+        self._step = None
+        n = len(y)
+        part = (loss.double() * n, (logits.argmax(1) == y).sum())
+        self._sums = part if self._sums is None else (self._sums[0] + part[0], self._sums[1] + part[1])
+        self.seen += n
+        if done % self.per_epoch == 0:  # the epoch's last step: one read for its record
+            sums = read_scalars({"loss": self._sums[0], "correct": self._sums[1]})
+            seen = max(1, self.seen)
+            self.history.append({"epoch": done // self.per_epoch, "steps": done, "loss": sums["loss"] / seen,
+                                 "train_top1": 100.0 * int(sums["correct"]) / seen})
+        return {}
+
+    def check(self, state: dict[str, Any], path: Path) -> None:
+        if state.get("recipe") != self.recipe.as_dict() or state.get("n_train") != len(self.train):
+            raise BenchError(f"Checkpoint {path} belongs to another fine-tuning run (recipe or data differ).",
+                             fix="Delete it, or fine-tune with the recipe and images it was made with.")
+
+    def state_dict(self) -> dict[str, Any]:
+        sums = None if self._sums is None else [self._sums[0].cpu(), self._sums[1].cpu()]
+        return {"recipe": self.recipe.as_dict(), "n_train": len(self.train), "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(), "gen": self.gen.get_state(), "order": self.order,
+                "sums": sums, "seen": self.seen, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["gen"])
+        self.order, self.seen, self.history = state["order"], state["seen"], list(state["history"])
+        s = state["sums"]
+        self._sums = None if s is None else (s[0].to(self.device), s[1].to(self.device))
+
+
 def finetune(model: Classifier, train: ImageSet, recipe: ClassifyRecipe, seed: int, device: str | torch.device,
-             loaded: Sequence[str] = (), on_step: Callable[[int, int, float], None] | None = None) -> list[dict]:
+             loaded: Sequence[str] = (), on_step: Callable[[int, int, float], None] | None = None, *,
+             log_every: int = 10, checkpoint_path: Path | None = None, checkpoint_every: int = 50,
+             log: Callable[[str], None] = print) -> list[dict]:
     """Fine-tune ``model`` on ``train`` with ``recipe``; return one record per epoch (loss, train Top-1).
 
     Deterministic given ``seed``: batch order and augmentation come from a CPU generator,
-    dropout from the seeded global generator, and cuDNN runs its deterministic kernels.
+    dropout from the seeded global generator, and cuDNN runs its deterministic kernels. Steps
+    run in :class:`bench.train.engine.TrainEngine`: ``on_step(step, steps, loss)`` is called
+    every ``log_every`` steps and at the end; with ``checkpoint_path`` the run checkpoints every
+    ``checkpoint_every`` steps (and on a stop request) and resumes from it.
     """
     if train.images.shape[-1] < recipe.input_size:
         raise DataError(f"Training images are {train.images.shape[-1]}px, smaller than input_size "
@@ -316,6 +393,7 @@ def finetune(model: Classifier, train: ImageSet, recipe: ClassifyRecipe, seed: i
                         f"{int(train.labels.max())}.")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    dev = torch.device(device)
     model.to(device).train()
     groups = _param_groups(model, set(loaded), recipe)
     if recipe.optimizer == "sgd":
@@ -327,40 +405,17 @@ def finetune(model: Classifier, train: ImageSet, recipe: ClassifyRecipe, seed: i
     batch = min(recipe.batch, n)
     per_epoch = n // batch  # drop the ragged last batch: BatchNorm cannot train on one image
     total = per_epoch * recipe.epochs
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    history, step = [], 0
+    task = FinetuneTask(model, train, recipe, opt, gen, dev, per_epoch, batch, total)
+    files = CheckpointFiles(checkpoint_path, log=log) if checkpoint_path is not None else None
+    engine = TrainEngine(opt, steps=total, device=dev, log_every=log_every, checkpoints=files,
+                         checkpoint_every=checkpoint_every, name="classifier", what="Classifier loss",
+                         diverged_fix="Lower the classifier learning rate (recipe.lr / backbone_lr).", log=log,
+                         progress=(lambda s, t, v: on_step(s, t, v["total"])) if on_step is not None else None)
     with deterministic_cudnn():
-        for epoch in range(recipe.epochs):
-            order = torch.randperm(n, generator=gen)
-            loss_sum, correct, seen = 0.0, 0, 0
-            for b in range(per_epoch):
-                idx = order[b * batch:(b + 1) * batch]
-                x = _to_float(_augment(train.images[idx], recipe.input_size, recipe, gen), device)
-                y = train.labels[idx].to(device)
-                if recipe.schedule == "cosine":
-                    factor = 0.5 * (1.0 + math.cos(math.pi * step / max(1, total)))
-                    for g, lr in zip(opt.param_groups, base_lrs):
-                        g["lr"] = lr * factor
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-                if not torch.isfinite(loss):
-                    from bench.errors import TrainingDiverged
-
-                    raise TrainingDiverged(f"Classifier loss became {float(loss)} at step {step}.",
-                                           fix="Lower the classifier learning rate (recipe.lr / backbone_lr).")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                loss_sum += float(loss.detach()) * len(idx)
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(idx)
-                if on_step is not None:
-                    on_step(step, total, float(loss.detach()))
-            history.append({"epoch": epoch + 1, "steps": step, "loss": loss_sum / max(1, seen),
-                            "train_top1": 100.0 * correct / max(1, seen)})
+        engine.resume(task)
+        engine.run(task)
     model.eval()
-    return history
+    return task.history
 
 
 @torch.no_grad()

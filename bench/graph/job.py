@@ -70,9 +70,62 @@ def toposort(roots: list[Job]) -> list[Job]:
     return list(out.values())
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """An output a job kind declares: its file (or folder) in the job's folder and, for tables, its columns.
+
+    Jobs read each other's outputs by (input name, artifact name) through :class:`JobContext`, never
+    by a literal file name, so a kind's files are named in exactly one place: its declaration.
+    """
+
+    path: str  # relative to the job's folder; a trailing "/" marks a folder
+    columns: tuple[str, ...] = ()  # a CSV's required columns (checked when another job reads it)
+    doc: str = ""
+
+    @property
+    def is_folder(self) -> bool:
+        return self.path.endswith("/")
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A registered job kind: its runner and the artifacts it writes."""
+
+    name: str
+    run: Callable[[JobContext], dict[str, Any]]
+    outputs: dict[str, Artifact]
+
+
+JOB_KINDS: dict[str, JobKind] = {}
+#: Modules whose import registers the job kinds (by name, so this layer imports none of them).
+KIND_MODULES = ("bench.jobs",)
+
+
+def job_kinds() -> dict[str, JobKind]:
+    """Every registered job kind (importing the modules that register them, once)."""
+    import importlib
+
+    for mod in KIND_MODULES:
+        importlib.import_module(mod)
+    return JOB_KINDS
+
+
+def artifact_of(kind: str, name: str) -> Artifact:
+    """The declaration of ``kind``'s artifact ``name`` (one sentence when it has none)."""
+    from bench.errors import BenchError
+
+    spec = job_kinds().get(kind)
+    if spec is None:
+        raise BenchError(f"No job kind '{kind}' is registered.", fix="Install the bench version that wrote this run.")
+    if name not in spec.outputs:
+        raise BenchError(f"Job kind '{kind}' declares no output '{name}' (it writes {', '.join(spec.outputs)}).",
+                         fix="Read one of the declared outputs.")
+    return spec.outputs[name]
+
+
 @dataclass
 class JobContext:
-    """What a running job may touch."""
+    """What a running job may touch: its own outputs, its inputs' declared outputs and results."""
 
     job: Job
     out_dir: Path
@@ -82,9 +135,41 @@ class JobContext:
     log: Callable[[str], None] = print
     extra: dict[str, Any] = field(default_factory=dict)
     lease: Any = None  # bench.graph.lease.Lease while a worker holds the job
+    input_results: dict[str, dict[str, Any]] = field(default_factory=dict)  # each input's done.json result
 
     def input(self, name: str) -> Path:
         return self.input_dirs[name]
+
+    def output(self, artifact: str) -> Path:
+        """Where this job writes its declared output ``artifact`` (a folder is created)."""
+        spec = artifact_of(self.job.kind, artifact)
+        path = self.out_dir / spec.path.rstrip("/")
+        (path if spec.is_folder else path.parent).mkdir(parents=True, exist_ok=True)
+        return path
+
+    def artifact(self, input_name: str, artifact: str) -> Path:
+        """The declared output ``artifact`` of input ``input_name``."""
+        dep = self.job.inputs[input_name]
+        return self.input_dirs[input_name] / artifact_of(dep.kind, artifact).path.rstrip("/")
+
+    def table(self, input_name: str, artifact: str, **read_csv: Any) -> Any:
+        """Input ``input_name``'s CSV ``artifact`` as a DataFrame, its declared columns checked."""
+        import pandas as pd
+
+        from bench.errors import BenchError
+
+        dep = self.job.inputs[input_name]
+        spec = artifact_of(dep.kind, artifact)
+        frame = pd.read_csv(self.artifact(input_name, artifact), keep_default_na=False, **read_csv)
+        missing = [c for c in spec.columns if c not in frame.columns]
+        if missing:
+            raise BenchError(f"{dep.describe()}'s {artifact} lacks the columns {missing}.",
+                             fix="Rerun that job with this version of bench (--force).")
+        return frame
+
+    def result(self, input_name: str) -> dict[str, Any]:
+        """What input ``input_name`` returned when it finished (its ``done.json`` result)."""
+        return self.input_results.get(input_name, {})
 
     def report(self, **progress: Any) -> None:
         """Progress for ``bench status`` (e.g. ``step=10, steps=40``), sent with the lease's next heartbeat."""
@@ -93,14 +178,13 @@ class JobContext:
 
 
 JobFn = Callable[[JobContext], dict[str, Any]]
-JOB_KINDS: dict[str, JobFn] = {}
 
 
-def job_kind(name: str) -> Callable[[JobFn], JobFn]:
-    """Register the function that runs jobs of kind ``name``; it returns a JSON-able result."""
+def job_kind(name: str, outputs: dict[str, Artifact] | None = None) -> Callable[[JobFn], JobFn]:
+    """Register the runner of kind ``name`` (it returns a JSON-able result) and the artifacts it writes."""
 
     def deco(fn: JobFn) -> JobFn:
-        JOB_KINDS[name] = fn
+        JOB_KINDS[name] = JobKind(name, fn, dict(outputs or {}))
         return fn
 
     return deco

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bench import preempt
 from bench.errors import BenchError, JobsFailed
-from bench.graph import preempt
 from bench.graph.job import Job, toposort
 from bench.graph.store import RunStore
 

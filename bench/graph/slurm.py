@@ -7,7 +7,7 @@ stays the truth: ``runs/<key>/slurm.json`` records the Slurm job id of every sub
 follows the job to its end.
 
 Preemption and time limits: sbatch gets ``--signal=USR1@<delay>``, so Slurm warns a job before its time
-limit. The job's process routes SIGUSR1 (and submitit's own signal) to ``bench.graph.preempt``'s flag
+limit. The job's process routes SIGUSR1 (and submitit's own signal) to ``bench.preempt``'s flag
 instead of submitit's handler, which would checkpoint from inside the handler and exit at once; the
 training loop checkpoints at its next step boundary, the worker returns "preempted", and
 :class:`SlurmEntry` requeues the Slurm job (``scontrol requeue``) and exits without a result, so the
@@ -233,7 +233,7 @@ class SlurmEntry:
     max_requeues: int = 20
 
     def __call__(self) -> str:
-        from bench.graph import preempt
+        from bench import preempt
 
         # submitit's process_job installed its handlers just before calling us (USR2: checkpoint from
         # inside the handler, requeue, exit; TERM: ignore). Ours replace them: a signal only sets the flag,

@@ -110,6 +110,12 @@ class RunStore:
     def dir(self, job: Job | str) -> Path:
         return self.root / (job if isinstance(job, str) else job.key)
 
+    def artifact(self, job: Job, name: str) -> Path:
+        """Where ``job`` keeps its declared output ``name`` (``bench.graph.job.Artifact``)."""
+        from bench.graph.job import artifact_of
+
+        return self.dir(job) / artifact_of(job.kind, name).path.rstrip("/")
+
     # -- specs --------------------------------------------------------------------------------
     def write_spec(self, job: Job) -> None:
         """``job.json``: enough to rebuild the job from its key (inputs by key, paths in ``params``)."""

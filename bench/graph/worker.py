@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import faults
-from bench.graph import preempt
-from bench.graph.job import JOB_KINDS, JobContext
+from bench import faults, preempt
+from bench.graph.job import JobContext, job_kinds
 from bench.graph.store import LOG, RunStore
 
 #: What ``run_job`` returns.
@@ -90,7 +89,6 @@ def run_job(key: str, runs_root: str | Path, device: str = "auto", *, log: Calla
     ``log`` and ``progress`` are for the in-process executor (console and progress bars); workers of
     other executors log to the console (their stderr) and ``log.txt`` only.
     """
-    import bench.jobs  # noqa: F401  (registers the job kinds in this process)
     from bench.errors import BenchError
 
     store = store or RunStore(Path(runs_root))
@@ -104,7 +102,7 @@ def run_job(key: str, runs_root: str | Path, device: str = "auto", *, log: Calla
     lease = store.claim(job, log=echo)
     if lease is None:
         return "held"
-    fn = JOB_KINDS.get(job.kind)
+    kind = job_kinds().get(job.kind)
     try:
         info = store.inspect(job)  # re-read under the lease: someone may have finished it meanwhile
         if info.status == "done":
@@ -118,16 +116,17 @@ def run_job(key: str, runs_root: str | Path, device: str = "auto", *, log: Calla
             fresh = info.status == "stale"
             out_dir = store.prepare(job, fresh=fresh)
             jlog(f"[job] {job.describe()} ({job.key}): {info.status} -> running on {lease.holder.where}")
-            if fn is None:
+            if kind is None:
                 raise BenchError(f"No runner for job kind '{job.kind}'.",
                                  fix="Install the bench version that wrote this run, or remove the job's folder.")
             dev = resolve_device(device)
+            results = {n: (store.done_record(d) or {}).get("result", {}) for n, d in job.inputs.items()}
             ctx = JobContext(job=job, out_dir=out_dir, input_dirs={n: store.dir(d) for n, d in job.inputs.items()},
-                             device=dev, progress=progress, log=jlog, lease=lease)
+                             device=dev, progress=progress, log=jlog, lease=lease, input_results=results)
             t0 = time.perf_counter()
             try:
                 with _preemptible(), faults.scope(job.kind):
-                    result = fn(ctx)
+                    result = kind.run(ctx)
                     if lease.lost:
                         raise BenchError(f"Job {job.describe()} lost its lease ({lease.lost}); its result is "
                                          "discarded.", fix="Check that no other worker runs it, then rerun.")

@@ -1,6 +1,7 @@
-"""Job kinds: prepare data, train the smoke prior, train, evaluate, render, and Table 2's classification.
+"""Job kinds, one module each (or a pair that belongs together); importing this package registers them all.
 
-Importing this package registers each kind's runner in ``bench.graph.job.JOB_KINDS``.
+data -> prior (smoke) -> train -> evaluate (selection of a checkpoint) -> render, and Table 2's
+cub (prepare, degrade) -> restore_cub -> classifier (fine-tune, classify).
 """
 
-from bench.jobs import classify, data, evaluate, prior, render, train  # noqa: F401
+from bench.jobs import classifier, cub, data, evaluate, prior, render, restore_cub, train  # noqa: F401

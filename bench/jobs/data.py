@@ -1,7 +1,7 @@
-"""prepare_data: build the embedded smoke set, or check and record a real data set.
+"""prepare_data: build the embedded smoke set, or check and record a real data set (or a user's folders).
 
-Writes ``data.json`` in the job folder saying where the images are, so consumers never
-rebuild paths themselves. Smoke images go to the cache (``$BENCH_CACHE``), never to git.
+Writes ``dataset.json`` saying where the images are and what they are, so consumers never rebuild
+paths themselves. Smoke images go to the cache (``$BENCH_CACHE``), never to git.
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.base import PairedSet
-from bench.graph.job import JobContext, job_kind
+from bench.graph.job import Artifact, JobContext, job_kind
 from bench.hashing import content_hash
 from bench.io import write_json
 from bench.paths import cache_dir
 from bench.registry import DATASETS
 
+OUTPUTS = {"dataset": Artifact("dataset.json", doc="source, dataset, root, limit, counts per split, fingerprint, "
+                                                   "stand_in_for")}
 
-@job_kind("prepare_data")
+
+@job_kind("prepare_data", outputs=OUTPUTS)
 def prepare_data(ctx: JobContext) -> dict[str, Any]:
     cfg = ctx.job.config
     if cfg["source"] == "smoke":
@@ -40,16 +43,17 @@ def prepare_data(ctx: JobContext) -> dict[str, Any]:
                 "fingerprint": cfg.get("fingerprint", {})}
         ctx.log(f"[data] checked {cfg['dataset']} under {root}: {counts}")
     info.update({"limit": cfg.get("limit"), "dataset": cfg["dataset"], "stand_in_for": cfg.get("stand_in_for")})
-    write_json(ctx.out_dir / "data.json", info)
+    write_json(ctx.output("dataset"), info)
     return info
 
 
-def data_info(job_dir: Path) -> dict[str, Any]:
-    return json.loads((job_dir / "data.json").read_text())
+def dataset_info(ctx: JobContext, input_name: str = "data") -> dict[str, Any]:
+    """The ``dataset.json`` of a prepare_data input."""
+    return json.loads(ctx.artifact(input_name, "dataset").read_text())
 
 
 def load_split(info: dict[str, Any], split: str) -> PairedSet:
-    """The pairs of ``split`` described by a prepare_data job's ``data.json``."""
+    """The pairs of ``split`` described by a prepare_data job's ``dataset.json``."""
     loader = DATASETS.get(info["dataset"])
     # a cut run (--limit) reads whatever part of a release is there; a full run insists on the published counts
     cut = {"strict_counts": False} if info.get("limit") is not None and info.get("source") != "smoke" else {}

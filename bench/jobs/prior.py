@@ -1,7 +1,7 @@
 """train_prior: the smoke profile's small ADM, trained here on the clean training images.
 
 The paper profile never runs this job: it uses the official 256x256 unconditional
-checkpoint from the weights manifest (see ``resolve_prior``).
+checkpoint (``--prior`` or the weights manifest; see ``bench.prior.ref``).
 """
 
 from __future__ import annotations
@@ -12,28 +12,28 @@ from typing import Any
 import torch
 
 from bench.data.base import read_image
-from bench.graph.job import JobContext, job_kind
-from bench.jobs.data import data_info, load_split
+from bench.graph.job import Artifact, JobContext, job_kind
+from bench.jobs.data import dataset_info, load_split
 from bench.ui import step_callback
 from bench.weights import sha256_of
 
-PRIOR_FILE = "prior.pt"
+OUTPUTS = {"prior": Artifact("prior.pt", doc="{'adm_kwargs': ..., 'state_dict': ...} of the frozen smoke prior")}
 
 
-@job_kind("train_prior")
+@job_kind("train_prior", outputs=OUTPUTS)
 def train_prior_job(ctx: JobContext) -> dict[str, Any]:
-    from bench.prior.smoke import train_smoke_prior
+    from bench.train.smoke_prior import train_smoke_prior
 
     cfg = ctx.job.config
-    pairs = load_split(data_info(ctx.input("data")), "train")
+    pairs = load_split(dataset_info(ctx), "train")
     size = cfg["adm_kwargs"]["image_size"]
     images = torch.stack([_center_resize(read_image(p.clear), size * 2) for p in pairs.pairs])
     model = train_smoke_prior(images, steps=cfg["steps"], seed=cfg["seed"], image_size=size, device=ctx.device,
                               checkpoint_path=ctx.out_dir / "checkpoint.pt",
-                              progress=step_callback(ctx.progress, "smoke prior steps", cfg["steps"]))
+                              progress=step_callback(ctx.progress, "smoke prior steps", cfg["steps"]), log=ctx.log)
     from bench.io import torch_save
 
-    path = ctx.out_dir / PRIOR_FILE
+    path = ctx.output("prior")
     torch_save(path, {"adm_kwargs": cfg["adm_kwargs"], "state_dict": model.state_dict()})
     digest = sha256_of(path)
     ctx.log(f"[prior] smoke prior saved to {path} (sha256 {digest[:16]}...)")
@@ -53,11 +53,11 @@ def _center_resize(img: torch.Tensor, short: int) -> torch.Tensor:
     return img[:, top:top + short, left:left + short].clamp(0, 1)
 
 
-def load_prior_from_job(job_dir: Path, device: str) -> torch.nn.Module:
-    """The frozen smoke prior a train_prior job wrote."""
+def load_prior_file(path: Path, device: str) -> torch.nn.Module:
+    """The frozen smoke prior a train_prior job wrote (its ``prior`` artifact)."""
     from bench.prior import create_adm, freeze
 
-    ck = torch.load(job_dir / PRIOR_FILE, map_location="cpu", weights_only=True)
+    ck = torch.load(path, map_location="cpu", weights_only=True)
     model = create_adm(**ck["adm_kwargs"])
     model.load_state_dict(ck["state_dict"], strict=True)
     return freeze(model.to(device))

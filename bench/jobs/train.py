@@ -1,4 +1,4 @@
-"""train: one baseline, one loss set, one seed; resumable (see ``bench.train.loop``)."""
+"""train: one network, one loss set, one seed; resumable (see ``bench.train.loop``)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,26 @@ from typing import Any
 import torch
 
 from bench.data.base import read_image
-from bench.graph.job import JobContext, job_kind
-from bench.jobs.data import data_info, load_split
+from bench.graph.job import Artifact, JobContext, job_kind
+from bench.jobs.data import dataset_info, load_split
 from bench.losses.composite import build_loss
 from bench.train.loop import TrainConfig, train
+
+#: What bench.train.loop.train writes in the job folder (checkpoint.pt is scratch for resuming, not an output).
+OUTPUTS = {
+    "model": Artifact("model.pt", doc="final weights (state_dict)"),
+    "log": Artifact("train_log.csv", columns=("step",), doc="logged loss terms per log step"),
+    "snapshots": Artifact("snapshots/", doc="step<N>.pt weights every snapshot_every steps (best-of-K rules)"),
+}
 
 
 def resolve_prior(ctx: JobContext) -> torch.nn.Module | None:
     """The frozen diffusion prior this job was given: a smoke prior job, a file, or random weights."""
     cfg = ctx.job.config
     if "prior" in ctx.input_dirs:
-        from bench.jobs.prior import load_prior_from_job
+        from bench.jobs.prior import load_prior_file
 
-        return load_prior_from_job(ctx.input("prior"), ctx.device)
+        return load_prior_file(ctx.artifact("prior", "prior"), ctx.device)
     ref = cfg.get("prior")
     if not ref:
         return None
@@ -31,14 +38,14 @@ def resolve_prior(ctx: JobContext) -> torch.nn.Module | None:
     return load_prior(path, device=ctx.device, expected_sha256=ref["sha256"], **ref["adm_kwargs"])
 
 
-@job_kind("train")
+@job_kind("train", outputs=OUTPUTS)
 def train_job(ctx: JobContext) -> dict[str, Any]:
     from bench import build_baseline
     from bench.data.patches import PatchSampler
 
     cfg = ctx.job.config
     tcfg = TrainConfig(**cfg["train"])
-    pairs = load_split(data_info(ctx.input("data")), "train")
+    pairs = load_split(dataset_info(ctx), "train")
     degraded = [read_image(p.degraded) for p in pairs.pairs]
     clear = [read_image(p.clear) for p in pairs.pairs]
     sampler = PatchSampler(degraded, clear, patch=tcfg.patch, batch=tcfg.batch, seed=tcfg.seed)
@@ -46,6 +53,11 @@ def train_job(ctx: JobContext) -> dict[str, Any]:
     model = build_baseline(cfg["baseline"], **cfg.get("baseline_kwargs", {}))
     prior = resolve_prior(ctx)
     loss = build_loss(cfg["losses"], {"prior": prior} if prior is not None else {}, seed=tcfg.seed)
+    from bench.train.speed import SpeedOptions
+
+    # options that change numbers are in the key (config); the rest (prior checkpointing) only in params
+    speed = SpeedOptions.from_dict({**ctx.job.params.get("speed", {}), **cfg.get("speed", {})})
     ctx.log(f"[train] {cfg['baseline']} with {'+'.join(cfg['losses'])} for {tcfg.steps} steps on {len(pairs)} pairs")
-    result = train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress)
+    result = train(model, loss, sampler, tcfg, ctx.out_dir, device=ctx.device, log=ctx.log, progress=ctx.progress,
+                   speed=speed, report=ctx.report)
     return {**result, "train_dataset": pairs.name, "train_subset": pairs.subset}

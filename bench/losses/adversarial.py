@@ -48,13 +48,13 @@ class AdversarialLoss(Loss):
         g = self._bce(self.disc(restored * 2 - 1), real=True)
         return {"total": g, "generator": g}
 
-    def after_step(self, restored: torch.Tensor, clear: torch.Tensor) -> dict[str, float]:
+    def after_step(self, restored: torch.Tensor, clear: torch.Tensor) -> dict[str, torch.Tensor | float]:
         self.opt.zero_grad(set_to_none=True)
         d = 0.5 * (self._bce(self.disc(clear * 2 - 1), True) + self._bce(self.disc(restored.detach() * 2 - 1), False))
         d.backward()
         self.opt.step()
         self.disc.zero_grad(set_to_none=True)
-        return {"discriminator": float(d.detach())}
+        return {"discriminator": d.detach()}  # read by the training engine at log steps, not here
 
     def trainable_state(self) -> dict[str, Any]:
         return {"disc": self.disc.state_dict(), "opt": self.opt.state_dict()}

@@ -21,11 +21,11 @@ class Loss(nn.Module):
     def terms(self, restored: torch.Tensor, clear: torch.Tensor) -> Terms:  # pragma: no cover
         raise NotImplementedError
 
-    def after_step(self, restored: torch.Tensor, clear: torch.Tensor) -> dict[str, float]:
+    def after_step(self, restored: torch.Tensor, clear: torch.Tensor) -> dict[str, torch.Tensor | float]:
         """Called once per training step after the network's update, with ``restored`` detached.
 
         Losses with a part trained alongside the network (a GAN discriminator) update it here
-        and return what they want logged.
+        and return what they want logged (tensors stay on the device until a log step reads them).
         """
         return {}
 

@@ -36,8 +36,8 @@ class CompositeLoss(Loss):
         out["total"] = total
         return out
 
-    def after_step(self, restored: torch.Tensor, clear: torch.Tensor) -> dict[str, float]:
-        out: dict[str, float] = {}
+    def after_step(self, restored: torch.Tensor, clear: torch.Tensor) -> dict[str, torch.Tensor | float]:
+        out: dict[str, torch.Tensor | float] = {}
         for name, loss in self.parts.items():
             out.update({f"{name}.{k}": v for k, v in loss.after_step(restored, clear).items()})
         return out

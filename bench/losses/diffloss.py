@@ -32,7 +32,7 @@ from bench.errors import DataError
 from bench.losses.base import Loss, Terms
 from bench.losses.pixel import NORMS, reduce_difference
 from bench.prior.load import freeze, load_prior
-from bench.prior.schedule import DiffusionSchedule
+from bench.prior.schedule import DiffusionSchedule, to_device
 from bench.registry import LOSSES
 
 VARIANTS = ("eps", "x0", "xprev", "arxiv_v1")
@@ -186,7 +186,7 @@ class DiffLoss(Loss):
         n, dev = zc.shape[0], zc.device
         t_cpu = torch.randint(0, self.schedule.num_timesteps, (n,), generator=self._gen)
         noise = torch.randn((n, 3, self.image_size, self.image_size), generator=self._gen)
-        t, noise = t_cpu.to(dev), noise.to(device=dev, dtype=zc.dtype)
+        t, noise = to_device(t_cpu, dev), to_device(noise.to(zc.dtype), dev)
         z0, x0 = zc * 2 - 1, xc * 2 - 1
         z_t = self.schedule.q_sample(z0, t_cpu, noise)
         x_t = self.schedule.q_sample(x0, t_cpu, noise)
@@ -198,7 +198,7 @@ class DiffLoss(Loss):
 
         w = None
         if self.t_weight == "sigma":  # our adaptive weight: the noise std sqrt(1 - abar_t) of each sample
-            w = self.schedule.sqrt_one_minus_alphas_cumprod[t_cpu].to(device=dev, dtype=torch.float32)
+            w = to_device(self.schedule.sqrt_one_minus_alphas_cumprod[t_cpu].to(torch.float32), dev)
 
         def reduce(d: torch.Tensor) -> torch.Tensor:
             per = _per_sample(d, self.norm)

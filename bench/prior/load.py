@@ -7,7 +7,6 @@ tensors are assigned into it, so a 2.2 GB prior is held in memory once, not twic
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,6 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     model.eval()
     model.requires_grad_(False)
     return model
-
-
-def structure_mismatch(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Human-readable differences in keys and shapes between a model and a state_dict (empty = same)."""
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    out = [f"missing {k} {want[k]}" for k in want if k not in got]
-    out += [f"unexpected {k} {got[k]}" for k in got if k not in want]
-    out += [f"{k}: file {got[k]} vs model {want[k]}" for k in want if k in got and want[k] != got[k]]
-    return out
 
 
 def _resolve(path: str | Path) -> Path:

@@ -16,9 +16,12 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError, MissingFileError
+
+if TYPE_CHECKING:
+    import torch
 
 DOC = "Weights"
 RANDOM = "random"
@@ -119,12 +122,21 @@ def describe_architecture(state: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "no guided-diffusion keys"
 
 
+def structure_mismatch(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Human-readable differences in keys and shapes between a model and a state_dict (empty = same)."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    out = [f"missing {k} {want[k]}" for k in want if k not in got]
+    out += [f"unexpected {k} {got[k]}" for k in got if k not in want]
+    out += [f"{k}: file {got[k]} vs model {want[k]}" for k in want if k in got and want[k] != got[k]]
+    return out
+
+
 def check_architecture(path: Path, state: Mapping[str, Any], kwargs: dict[str, Any]) -> None:
     """Raise one sentence if ``state`` is not exactly ``create_adm(**kwargs)``'s keys and shapes."""
     import torch
 
     from bench.prior.adm import create_adm
-    from bench.prior.load import structure_mismatch
 
     with torch.device("meta"):
         model = create_adm(**kwargs)

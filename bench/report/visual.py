@@ -7,6 +7,7 @@ all cut to the same window of the same test image (the first by sorted id, so re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,6 @@ from PIL import Image, ImageDraw
 
 from bench.io import atomic_path
 
-PAIRS_FILE = "pairs.csv"  # written by every evaluate job: image_id, degraded, clear
 CROP = 192  # pixels; the centre window shown, or the whole image when smaller
 LABEL_H = 14
 
@@ -51,30 +51,31 @@ def _grid(rows: list[list[Image.Image]], title: str, gap: int = 4) -> Image.Imag
     return img
 
 
-def comparison_grids(results: pd.DataFrame, eval_dirs: list[Path], out_dir: Path, stem: str,
-                     title_prefix: str = "") -> list[Path]:
+def comparison_grids(results: pd.DataFrame, pairs: Callable[[str], Path], restored: Callable[[str, str], Path],
+                     out_dir: Path, stem: str, title_prefix: str = "") -> list[Path]:
     """Write ``<stem>_visual_<task>.png`` for every task in ``results`` (one row per evaluated config).
 
-    ``eval_dirs[i]`` is the evaluate job folder of ``results.iloc[i]``. Rows selected by a rule other
+    ``results["input"]`` names each row's evaluate job; ``pairs(name)`` is its pairs CSV (image_id,
+    degraded, clear) and ``restored(name, image_id)`` its restored image. Rows selected by a rule other
     than the last iterate are skipped so each cell shows one network. Returns the files written.
     """
-    frame = results.assign(_dir=[str(d) for d in eval_dirs])
+    frame = results
     if "select" in frame:
         frame = frame[frame["select"].astype(str) == "last"]
     written = []
     for task, part in frame.groupby("task", sort=False):
-        pairs_csv = Path(part["_dir"].iloc[0]) / PAIRS_FILE
+        pairs_csv = pairs(str(part["input"].iloc[0]))
         if not pairs_csv.is_file():
             continue  # evaluated before grids existed: nothing to show, the table is still complete
-        pairs = pd.read_csv(pairs_csv, dtype=str).sort_values("image_id")
-        first = pairs.iloc[0]
+        rows_of = pd.read_csv(pairs_csv, dtype=str).sort_values("image_id")
+        first = rows_of.iloc[0]
         degraded, clear = _crop(_load(Path(first["degraded"]))), _crop(_load(Path(first["clear"])))
         rows = []
         for baseline, runs in part.groupby("baseline", sort=False):
             row = [_labelled(degraded, f"{baseline}: degraded")]
             for _, run in runs.iterrows():
-                restored = Path(run["_dir"]) / "restored" / f"{first['image_id']}.png"
-                row.append(_labelled(_crop(_load(restored)), str(run["loss_set"])))
+                image = _load(restored(str(run["input"]), first["image_id"]))
+                row.append(_labelled(_crop(image), str(run["loss_set"])))
             row.append(_labelled(clear, "ground truth"))
             rows.append(row)
         title = f"{title_prefix}{task}: image {first['image_id']}, centre crop up to {CROP}px"

@@ -12,6 +12,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from support.shared import fill_by_key
 
 import bench
 from baselines.deeplpf import (
@@ -23,7 +24,6 @@ from baselines.deeplpf import (
     _split_powers,
     pixel_grid,
 )
-from bench.testing import fill_by_key
 
 SCALE = 0.05  # the fixture's fill scale
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from support.shared import fill_by_key, load_fixture
 
 import bench
 from baselines._base import TrainRecipe
 from baselines.efderain import RATES, EfDeRain, apply_pixel_filters
-from bench.testing import fill_by_key, load_fixture
 
 SCALE = 0.02  # the fixture's fill scale
 

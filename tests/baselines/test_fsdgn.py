@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from support.shared import fill_by_key
 
 import bench
 from baselines._base import TrainRecipe
 from baselines.fsdgn import FSDGN, DecoderFusion, EncoderFusion, FourierBlock, _resize_to
-from bench.testing import fill_by_key
 
 SCALE = 0.05  # the fixture's fill scale
 

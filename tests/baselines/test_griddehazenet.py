@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.shared import fill_by_key
 from torchvision.transforms import Normalize
 
 import bench
 from baselines._base import TrainRecipe
 from baselines.griddehazenet import GridDehazeNet, UpSample
-from bench.testing import fill_by_key
 
 SCALE = 0.1  # the fixture's fill scale
 

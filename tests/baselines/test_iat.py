@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.shared import SimulatedCPU, fill_by_key, load_fixture, shared_path
 
 import bench
 from baselines.iat import IAT, ChannelAffine, apply_color_gamma, drop_path, load_official_checkpoint
 from bench import fidelity
 from bench.data.base import read_image
 from bench.errors import BenchError, MissingFileError
-from bench.testing import SimulatedCPU, fill_by_key, load_fixture, shared_path
 
 REFERENCE = Path(__file__).resolve().parent.parent / "data" / "iat_lol_v1_reference.pt"
 ATOL = 1e-4  # vs the official code's output on real images (we measured 0.0: bit-identical on CPU)

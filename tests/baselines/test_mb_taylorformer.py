@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from support.shared import fill_by_key
 from torchvision.ops import deform_conv2d
 
 import bench
 from baselines._base import TrainRecipe
 from baselines.mb_taylorformer import SKFF, ChannelNorm, DeformableDWConv, MBTaylorFormer, TaylorAttention
-from bench.testing import fill_by_key
 
 SCALE = 0.05  # the fixture's fill scale
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.shared import fill_by_key, load_fixture, shared_path
 
 import bench
 from baselines._base import TrainRecipe
 from baselines.rcdnet import RGB_RANGE, RCDNet, initial_rain_kernels
-from bench.testing import fill_by_key, load_fixture, shared_path
 
 SCALE = 0.1  # the fixture's fill scale
 

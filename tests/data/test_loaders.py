@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.shared import shared_path
 
 import bench
 from bench.data.base import read_image
@@ -18,7 +19,6 @@ from bench.data.dense_haze import dense_haze
 from bench.data.lol import lol
 from bench.data.rain import rain13k, rain100h
 from bench.errors import DataError, MissingFileError
-from bench.testing import shared_path
 
 
 def png(path: Path, h: int = 6, w: int = 8, value: int = 100, mode: str = "RGB") -> Path:
@@ -107,10 +107,10 @@ def test_cub_real_subset_split_sizes_and_labels() -> None:
 
 def test_registry_metadata_states_role_count_and_metric_convention() -> None:
     meta = {n: bench.DATASETS.meta(n) for n in ("dense_haze", "rain13k", "rain100h", "lol", "cub")}
-    want = {"task": "deraining", "role": "test", "expected": 100, "convention": "y"}
+    want = {"task": "deraining", "role": "test", "expected": 100, "convention": "y-matlab-double"}
     assert {k: meta["rain100h"][k] for k in want} == want
     assert meta["rain13k"]["expected"] == 13_712 and meta["rain13k"]["role"] == "train"
-    assert meta["lol"]["convention"] == "rgb" and meta["dense_haze"]["convention"] == "rgb"
+    assert meta["lol"]["convention"] == "rgb-iat" and meta["dense_haze"]["convention"] == "rgb"
     assert meta["dense_haze"]["expected"] == 55
     assert meta["cub"]["expected"] == {"train": 5994, "test": 5794, "classes": 200}
     assert bench.DATASETS.get("rain100h") is rain100h

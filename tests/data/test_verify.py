@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.shared import shared_path
 
 from bench.data.verify import VerifyReport, verify_dataset
 from bench.errors import UnknownNameError
-from bench.testing import shared_path
 
 
 def png(path: Path, h: int = 6, w: int = 8, value: int = 0, mode: str = "RGB") -> Path:

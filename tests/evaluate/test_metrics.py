@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import socket
 import warnings
@@ -19,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.shared import shared_path
 
 from bench.errors import BenchError, MissingFileError
 from bench.evaluate import metrics as M
-from bench.testing import shared_path
 
 LPIPS_OFFICIAL = {"I03": 0.7237, "I04": 0.2572, "I06": 0.0508, "I08": 0.0521, "I19": 0.4253}
 PACKAGES = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "diffloss-bench")) / "packages"
@@ -55,7 +56,7 @@ def _tensor(u8: np.ndarray) -> torch.Tensor:
 
 def _ref_luma(u8: np.ndarray, conv: str) -> np.ndarray:
     f = u8.astype(np.float64)
-    if conv == "y":  # MATLAB rgb2ycbcr on uint8: BT.601 studio swing, rounded
+    if conv == "y-pyiqa-rounded":  # MATLAB rgb2ycbcr on uint8: BT.601 studio swing, rounded
         return np.round(16 + (65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2]) / 255)
     return np.round(0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2])  # rgb2gray-like (Y of YIQ)
 
@@ -77,7 +78,7 @@ def _ref_ssim(p: np.ndarray, t: np.ndarray, conv: str) -> float:
     return float(structural_similarity(_ref_luma(p, conv), _ref_luma(t, conv), **kw))
 
 
-@pytest.mark.parametrize("conv", ["rgb", "y", "gray"])
+@pytest.mark.parametrize("conv", ["rgb", "y-pyiqa-rounded", "gray"])
 def test_psnr_ssim_equal_independent_numpy_skimage(conv: str) -> None:
     p, t = _pair()
     psnr = M.build_metric("psnr", conv)(_tensor(p), _tensor(t))
@@ -94,7 +95,7 @@ def test_pyiqa_ssim_clamp_would_fail_this_pair() -> None:
     p, t = _pair()
     theirs = float(pyiqa.create_metric("ssim", device="cpu", test_y_channel=True, color_space="ycbcr",
                                        downsample=False)(_tensor(p), _tensor(t)))
-    assert abs(theirs - _ref_ssim(p, t, "y")) > 1e-4
+    assert abs(theirs - _ref_ssim(p, t, "y-pyiqa-rounded")) > 1e-4
 
 
 def test_inputs_are_quantised_like_saved_pngs() -> None:
@@ -107,26 +108,51 @@ def test_inputs_are_quantised_like_saved_pngs() -> None:
 def test_conventions_are_stated_and_distinct() -> None:
     strings = {}
     for name in ("psnr", "ssim"):
-        for conv in ("rgb", "y", "gray"):
+        for conv in M.CONVENTIONS:
             m = M.build_metric(name, conv)
             s = m.convention_string
-            assert s.startswith(conv + "|") and "crop=0" in s and "range=" in s and "pyiqa-" in s
-            assert m.convention["border_crop"] == 0 and "data_range" in m.convention
+            assert s.startswith(conv + "|") and "crop=0" in s and "range=" in s
+            assert s.rpartition("|")[2] in ("bench-float64", f"pyiqa-{M.version('pyiqa')}")  # the implementation
+            assert m.convention["border_crop"] == 0 and "data_range" in m.convention and m.convention["follows"]
             strings[name, conv] = s
-        assert "down=no" in strings[name, "rgb"] or name == "psnr"
-    assert len(set(strings.values())) == 6
+    assert len(set(strings.values())) == 2 * len(M.CONVENTIONS) == 10
+    assert "down=no" in strings["ssim", "rgb"] and "down=wang2009" in strings["ssim", "y-matlab-double"]
+    assert "cs-clamped0" in strings["ssim", "rgb-iat"] and "y-unrounded" in strings["psnr", "y-matlab-double"]
     assert M.build_metric("ssim", "rgb").convention["downsample"] is False
-    assert "BT.601" in M.build_metric("psnr", "y").convention["colour"]
+    assert "BT.601" in M.build_metric("psnr", "y-matlab-double").convention["colour"]
+    assert "not rounded" in M.build_metric("psnr", "y-matlab-double").convention["colour"]
+    assert "PReNet" in M.CONVENTIONS["y-matlab-double"].follows and "MPRNet" in M.CONVENTIONS["y-pyiqa-rounded"].follows
 
 
-@pytest.mark.parametrize(("dataset", "conv"), [("rain100h", "y"), ("rain13k", "y"), ("lol", "rgb"),
-                                             ("dense_haze", "rgb")])
+@pytest.mark.parametrize(("dataset", "conv"), [("rain100h", "y-matlab-double"), ("rain13k", "y-matlab-double"),
+                                             ("lol", "rgb-iat"), ("dense_haze", "rgb")])
 def test_dataset_conventions(dataset: str, conv: str) -> None:
-    """Rain100H is scored on Y (BT.601, as its MATLAB scripts do); LOL and Dense-Haze on RGB."""
+    """Rain100H follows PReNet's/RCDNet's MATLAB scripts, LOL IAT's script, Dense-Haze FSDGN's BasicSR metrics."""
+    from bench.experiment.graph import task_convention
+    from bench.experiment.spec import TASKS
     from bench.registry import DATASETS
 
     assert DATASETS.meta(dataset)["convention"] == conv
     assert M.build_metric("psnr", conv).convention_string.startswith(conv + "|")
+    tasks = {test: task_convention(t) for t, (_, test) in TASKS.items()}
+    assert tasks.get(dataset, conv) == conv  # the experiments score a test set with its data set's convention
+
+
+def test_renamed_y_convention_names_both_successors() -> None:
+    with pytest.raises(BenchError) as info:
+        M.build_metric("psnr", "y")
+    assert "y-matlab-double" in info.value.message and "y-pyiqa-rounded" in info.value.message
+    with pytest.raises(BenchError, match="Did you mean 'y-matlab-double'"):
+        M.build_metric("ssim", "y-matlab-dbl")
+
+
+def test_y_matlab_double_differs_from_rounded_y_only_by_rounding() -> None:
+    """On 8-bit levels the two Y's differ by at most 0.5/255: PSNR close but not equal; identical images give Inf."""
+    p, t = _pair()
+    double = M.build_metric("psnr", "y-matlab-double")(_tensor(p), _tensor(t))
+    rounded = M.build_metric("psnr", "y-pyiqa-rounded")(_tensor(p), _tensor(t))
+    assert 0 < abs(double - rounded) < 0.05
+    assert M.build_metric("psnr", "y-matlab-double")(_tensor(t), _tensor(t)) == float("inf")  # psnr.m: 10*log10(1/0)
 
 
 def test_unknown_convention_and_bad_shapes_refused() -> None:
@@ -238,6 +264,68 @@ def test_fid_stores_n_warns_below_50_and_separates_sets() -> None:
     assert "pool3-2048" in fid.convention_string
     with pytest.raises(BenchError, match="at least 2"):
         fid(a[:1], a[:1])
+
+
+def _mmd2_unbiased_poly3(x: np.ndarray, y: np.ndarray) -> float:
+    """Binkowski et al.'s unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, written out in NumPy."""
+    d, m = x.shape[1], x.shape[0]
+
+    def k(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a @ b.T / d + 1) ** 3
+
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    return float(within - 2 * kxy.sum() / (m * m))
+
+
+def test_kid_is_the_unbiased_mmd_with_subset_size_n_below_1000() -> None:
+    g = np.random.default_rng(3)
+    f1, f2 = g.normal(0, 1, (30, 24)), g.normal(0.3, 1.2, (30, 24))
+    kid = M.kernel_inception_distance(torch.from_numpy(f1), torch.from_numpy(f2))
+    assert kid["subset_size"] == 30 and kid["subsets"] == M.KID_SUBSETS == 100
+    assert kid["mean"] == pytest.approx(_mmd2_unbiased_poly3(f1, f2), rel=1e-10)
+    assert kid["std"] < 1e-12 * kid["mean"]  # every subset of size N is the whole set (up to summation order)
+    big1, big2 = g.normal(0, 1, (1100, 8)), g.normal(0.1, 1, (1100, 8))
+    sub = M.kernel_inception_distance(torch.from_numpy(big1), torch.from_numpy(big2))
+    assert sub["subset_size"] == M.KID_SUBSET_SIZE == 1000 and sub["std"] > 0
+    assert abs(sub["mean"] - _mmd2_unbiased_poly3(big1, big2)) < sub["std"]  # subsets of 1000 estimate the same
+
+
+def test_kid_on_images_returns_value_and_n_and_states_its_estimator() -> None:
+    kid = M.build_metric("kid")
+    g = torch.Generator().manual_seed(1)
+    a = [torch.rand(1, 3, 24, 32, generator=g) for _ in range(3)]
+    b = [torch.rand(1, 3, 24, 32, generator=g).clamp(0.3, 0.7) for _ in range(3)]
+    value, n = kid(a, b)
+    assert n == 3 and math.isfinite(value) and value > 0 and kid.lower_better and kid.level == "set"
+    for part in ("pool3-2048", "poly3", "mmd2-unbiased", "subset=min(N,1000)", "torch-fidelity-"):
+        assert part in kid.convention_string
+    with pytest.raises(BenchError, match="at least 2"):
+        kid(a[:1], b[:1])
+    assert M.FID_PAPER_MIN_N > 2048  # at least a full-rank 2048-d covariance; see its docstring for 10,000
+
+
+def test_score_shares_inception_features_between_fid_and_kid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.evaluate.scoring import score
+
+    calls = []
+    real = M.InceptionSetMetric.features
+
+    def counted(self, images, batch=16):
+        calls.append(len(images))
+        return real(self, images, batch)
+
+    monkeypatch.setattr(M.InceptionSetMetric, "features", counted)
+    g = torch.Generator().manual_seed(2)
+    items = [(str(i), torch.rand(1, 3, 32, 40, generator=g), torch.rand(1, 3, 32, 40, generator=g), 0.0)
+             for i in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # FID's small-N warning
+        rows, summary = score(items, ["psnr", "fid", "kid"], "rgb", "cpu")
+    assert calls == [3, 3]  # one pass over the restored set, one over the targets, for both metrics
+    by = {s["metric"]: s for s in summary}
+    assert set(by) == {"psnr", "fid", "kid"} and by["fid"]["n"] == by["kid"]["n"] == 3
+    assert "fid" not in rows[0] and "kid" not in rows[0] and "poly3" in by["kid"]["convention"]
 
 
 @pytest.mark.parametrize("name", ["is", "isc", "inception_score"])

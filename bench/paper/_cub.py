@@ -1,15 +1,11 @@
-"""Table 2 as a job graph: degraded-CUB classification after restoration without and with DiffLoss.
+"""The CUB graph shared by Table 2 and Figure 7's Top-1 V: data, degradations, restorations, classifiers.
 
-Per degradation (fog/haze -> MB-TaylorFormer, rain -> EfDeRain, low light -> IAT), the
-restoration network is trained by the same ``train`` jobs as Table 1 (loss sets "l2" and
-"diffloss"), restores the degraded CUB test images, and two classifiers fine-tuned on clean
-CUB train images score them: VGG16 ("Top-1 V") and ResNet50 ("Top-1 R"). Reference rows:
-clean test images and degraded, unrestored ones.
-
-What the paper does not state is ours and is stated here: the fine-tuning recipe per profile
-(``CLASSIFY``), the degradation severity (``bench.data.corruptions.DEFAULT_SEVERITY``) and seed,
-and where each classifier's ImageNet weights come from (``INIT``). One classifier per
-architecture (seed 0) serves every row, so seeds vary the restoration networks only.
+The restoration networks are the experiments' own ``train`` jobs (Table 1's for Table 2, same configs
+and hashes); nothing is trained on CUB. What the paper does not state is ours and is stated here:
+the fine-tuning recipe per profile (``CLASSIFY``), the degradation severity
+(``bench.data.corruptions.DEFAULT_SEVERITY``) and seed, and where each classifier's ImageNet weights
+come from (``INIT``). One classifier per architecture (seed 0) serves every row, so seeds vary the
+restoration networks only.
 """
 
 from __future__ import annotations
@@ -23,19 +19,14 @@ import pandas as pd
 from bench.config import Profile
 from bench.errors import BenchError
 from bench.evaluate.classify import ARCHS, ClassifyRecipe
-from bench.experiments import GraphBuilder, Row
 from bench.graph.job import Job
-from bench.prior.ref import PriorRef
 
 #: Table 2's restoration network per task, and the CUB degradation it faces.
 TABLE2_TASKS: dict[str, tuple[str, str]] = {"dehazing": ("mb_taylorformer", "fog"),
                                             "deraining": ("efderain", "rain"),
                                             "lowlight": ("iat", "lowlight")}
-LOSS_SETS = ("l2", "diffloss")
 CLASSIFIER_SEED = 0
 DEGRADATION_SEED = 0
-#: Columns of a Table 2 row spec (the render job's ``rows``).
-ROW_KEYS = ("row", "task", "baseline", "loss_set", "seed", "classifier", "init", "degradation", "severity", "select")
 
 #: Where each classifier's weights start, per profile. ResNet50 ImageNet weights have no offline
 #: source: only the paper profile asks for the user's file; the others train it from scratch.
@@ -43,6 +34,7 @@ INIT: dict[str, dict[str, str]] = {
     "smoke": {"vgg16": "imagenet", "resnet50": "scratch"},
     "truncated": {"vgg16": "imagenet", "resnet50": "scratch"},
     "paper": {"vgg16": "imagenet", "resnet50": "imagenet"},
+    "rehearsal": {"vgg16": "imagenet", "resnet50": "imagenet"},
 }
 
 #: Fine-tuning recipes per profile. Paper: SGD (momentum 0.9), lr 0.01 for fresh layers and
@@ -57,6 +49,8 @@ CLASSIFY: dict[str, dict[str, ClassifyRecipe]] = {
     "truncated": {"vgg16": ClassifyRecipe(optimizer="sgd", lr=0.01, epochs=2, train_layers="head", **_TRUNC),
                   "resnet50": ClassifyRecipe(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=2, **_TRUNC)},
     "paper": {"vgg16": ClassifyRecipe(), "resnet50": ClassifyRecipe()},
+    # the paper's shapes (224 crops of 256, batch 32), one epoch: a rehearsal cuts every training short
+    "rehearsal": {"vgg16": ClassifyRecipe(epochs=1), "resnet50": ClassifyRecipe(epochs=1)},
 }
 
 #: The clean images classifiers train and test on, per profile (``prepare_cub`` config minus the root).
@@ -71,7 +65,7 @@ def cub_data_job(profile: Profile, data_root: Path | None, problems: list[BenchE
     if data_root is None:
         raise BenchError(f"The '{profile.name}' profile needs CUB-200-2011 for Table 2.",
                          fix="Pass --data-root PATH holding CUB_200_2011/ (or set BENCH_DATA).", doc="Data")
-    full = profile.name == "paper"
+    full = profile.name in ("paper", "rehearsal")
     cfg: dict[str, Any] = {"source": "cub", "dataset": "cub" if full else "cub_subset",
                            "limit_per_class": None if full else dict(TRUNCATED_LIMIT)}
     if profile.classes:  # only when asked, so the key (and every hash) is unchanged otherwise
@@ -83,7 +77,7 @@ def cub_data_job(profile: Profile, data_root: Path | None, problems: list[BenchE
 def _cub_fingerprints(cfg: dict[str, Any], data_root: Path, problems: list[BenchError] | None) -> dict[str, str]:
     """Per split, the content fingerprint of the CUB images a job reads (``unavailable`` if unreadable)."""
     from bench.data.fingerprint import DigestMemo, labelled_set_fingerprint
-    from bench.jobs.classify import load_cub
+    from bench.jobs.cub import load_cub
 
     memo, out = DigestMemo(), {}
     for split in ("train", "test"):
@@ -148,93 +142,22 @@ def classify_job(profile: Profile, classifier: Job, images: Job, **spec: Any) ->
     return Job("classify", cfg, {"classifier": classifier, "images": images}, label=label + f"/seed{cfg['seed']}")
 
 
-def build_table2_graph(profile: Profile, seeds: int, data_root: Path | None, builder: GraphBuilder) -> list[Job]:
-    """Every ``classify`` job of Table 2, in row order; each config holds its row spec (``row_spec``).
-
-    ``builder`` makes (and shares with Table 1) the restoration ``train`` jobs.
-    """
-    from bench.data.corruptions import DEFAULT_SEVERITY
-
-    data = cub_data_job(profile, data_root, builder.problems)
-    classifiers = classifier_jobs(profile, data)
-    jobs: list[Job] = []
-    for arch in ARCHS:
-        jobs.append(classify_job(profile, classifiers[arch], data, row="clean"))
-    for task, (baseline, degradation) in TABLE2_TASKS.items():
-        degraded = degrade_job(data, degradation)
-        common = {"task": task, "degradation": degradation, "severity": DEFAULT_SEVERITY}
-        for arch in ARCHS:
-            jobs.append(classify_job(profile, classifiers[arch], degraded, row="degraded", **common))
-        for seed in range(seeds):
-            for loss_set in LOSS_SETS:
-                train = builder.train_job(Row(task, baseline, loss_set, seed))
-                restored = restore_job(profile, train, degraded)
-                for arch in ARCHS:
-                    jobs.append(classify_job(profile, classifiers[arch], restored, row="restored", baseline=baseline,
-                                             loss_set=loss_set, seed=seed, **common))
-    return jobs
-
-
-#: Figure 7's Top-1 V: the dehazing networks face Table 2's fog, and Table 2's VGG16 scores them.
-FIGURE7_DEGRADATION = TABLE2_TASKS["dehazing"][1]
-
-
-def figure7_top1_jobs(profile: Profile, data_root: Path | None, trained: list[tuple[Row, Job, dict[str, Job]]],
-                      problems: list[BenchError] | None = None) -> list[tuple[dict[str, Any], Job]]:
-    """(row spec, classify job) of Figure 7's Top-1 V for each (row, train job, {select: evaluate job}).
-
-    The paper plots "PSNR and Top-1V" per gamma without saying on which images; we take Table 2's:
-    the fog-degraded CUB test images, restored by each gamma's MSBDN and scored by Table 2's VGG16,
-    using the checkpoint each PSNR point used (last iterate, or the snapshot best PSNR picked).
-    """
-    from bench.data.corruptions import DEFAULT_SEVERITY
-
-    data = cub_data_job(profile, data_root, problems)
-    vgg = classifier_jobs(profile, data)["vgg16"]
-    degraded = degrade_job(data, FIGURE7_DEGRADATION)
-    out = []
-    for row, train, evals in trained:
-        for select, ev in evals.items():
-            restored = restore_job(profile, train, degraded, None if select == "last" else ev)
-            job = classify_job(profile, vgg, restored, row="restored", task=row.task, baseline=row.baseline,
-                               loss_set=row.loss_set, seed=row.seed, degradation=FIGURE7_DEGRADATION,
-                               severity=DEFAULT_SEVERITY, select=select)
-            out.append(({**row.as_dict(), "select": select, "metric": "top1_v"}, job))
-    return out
-
-
-def figure7_has_top1(profile: Profile, data_root: Path | None) -> bool:
+def has_cub(profile: Profile, data_root: Path | None) -> bool:
     """Does Figure 7 draw Top-1 V? Smoke: always (its own CUB stand-in). Paper: always, so a missing CUB
     stops the run with ``prepare_cub``'s error, as for Table 2. Truncated: when CUB is under the data root.
     """
     if profile.embedded_data or profile.is_reproduction:
         return True
     from bench.errors import DataError, MissingFileError
-    from bench.jobs.classify import locate_cub
+    from bench.jobs.cub import locate_cub
 
-    dataset = "cub" if profile.name == "paper" else "cub_subset"
+    dataset = "cub" if profile.name in ("paper", "rehearsal") else "cub_subset"
     try:
         locate_cub(Path(data_root), dataset)  # type: ignore[arg-type]
     except (MissingFileError, DataError):
         return False
     return True
 
-
-def row_spec(job: Job) -> dict[str, Any]:
-    """The render row of a Table 2 classify job."""
-    return {k: job.config[k] for k in ROW_KEYS}
-
-
-def build_table2(profile: Profile, seeds: int = 1, data_root: Path | None = None, prior: PriorRef | None = None,
-                 problems: list[BenchError] | None = None) -> Job:
-    """Table 2's render job (what ``bench.experiments.build_table(2, ...)`` returns)."""
-    import bench.jobs.classify  # noqa: F401  (registers this graph's job kinds until bench.jobs imports it)
-
-    builder = GraphBuilder(profile, data_root, prior, problems)
-    jobs = build_table2_graph(profile, seeds, data_root, builder)
-    cfg = {"table": 2, "profile": profile.name, "rows": [row_spec(j) for j in jobs],
-           "is_reproduction": profile.is_reproduction}
-    return Job("render", cfg, {f"row{i:03d}": j for i, j in enumerate(jobs)}, label="render:table2")
 
 
 def recipe_table() -> pd.DataFrame:

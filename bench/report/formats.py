@@ -46,6 +46,11 @@ def _cells(layout: Layout, line: Line, best: dict[str, float | None], bold: tupl
     return out
 
 
+def _heading(layout: Layout) -> str:
+    """"Table 1: ..." for the paper's tables; a user's experiment is headed by its own title."""
+    return f"Table {layout.number}: {layout.title}" if isinstance(layout.number, int) else layout.title
+
+
 def _headers(layout: Layout) -> list[str]:
     hs = ["Method"]
     for col in layout.metrics:
@@ -56,7 +61,7 @@ def _headers(layout: Layout) -> list[str]:
 
 
 def to_markdown(layout: Layout) -> str:
-    lines = [f"# Table {layout.number}: {layout.title}", "", f"> {layout.banner}", ""]
+    lines = [f"# {_heading(layout)}", "", f"> {layout.banner}", ""]
     hs = _headers(layout)
     for sec in layout.sections:
         best = {c.key: layout.best(sec, c.key) for c in layout.metrics}
@@ -79,7 +84,7 @@ def _tex_escape(s: str) -> str:
 
 def to_latex(layout: Layout) -> str:
     hs = _headers(layout)
-    out = [f"% Table {layout.number}: {layout.title}", f"% {layout.banner}",
+    out = [f"% {_heading(layout)}", f"% {layout.banner}",
            r"\begin{table}[t]", r"\centering", r"\small",
            rf"\caption{{{_tex_escape(layout.title)}. {_tex_escape(layout.banner)}}}",
            r"\begin{tabular}{l" + "r" * (len(hs) - 1) + "}", r"\toprule",

@@ -1,28 +1,18 @@
-"""Helpers for conformance tests: find shared/ fixtures and fill weights by key.
-
-The fill rule is the one the fixtures in ``$BENCH_SHARED/fixtures`` were made with, so
-any implementation with the official state_dict keys computes the same numbers.
-"""
+"""Test helpers: shared/ material (skipped loudly, or failed under CI=true, when absent), fixtures, graphs,
+and a simulated other CPU. They live with the tests, never in the installed package."""
 
 from __future__ import annotations
 
 import json
 import os
-import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from torch.overrides import TorchFunctionMode
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def shared_root() -> Path:
-    """``$BENCH_SHARED`` or ``../shared`` beside the repository."""
-    env = os.environ.get("BENCH_SHARED")
-    return Path(env) if env else (REPO_ROOT.parent / "shared")
+from bench.fidelity import fill_by_key  # noqa: F401  (re-exported: the fixtures' keyed fill)
+from bench.paths import shared_root
 
 
 def shared_path(*parts: str) -> Path:
@@ -36,22 +26,6 @@ def shared_path(*parts: str) -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return p
-
-
-def fill_by_key(model: nn.Module, scale: float) -> nn.Module:
-    """Fill every floating-point tensor of ``model.state_dict()`` deterministically by its key."""
-    named = dict(model.named_parameters()) | dict(model.named_buffers())
-    with torch.no_grad():
-        for key in model.state_dict():
-            t = named[key]
-            if not t.is_floating_point():
-                continue
-            g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-            v = torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) * scale
-            if key.endswith("running_var"):
-                v = v.abs() + 0.5
-            t.data = v.contiguous()
-    return model
 
 
 def load_fixture(name: str) -> tuple[dict[str, Any], dict[str, Any]]:

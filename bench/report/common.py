@@ -1,0 +1,85 @@
+"""What every table shares: metric columns, the banner saying what kind of run made it, the provenance footer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.layout import Layout, MetricCol
+
+PSNR = MetricCol("psnr", "PSNR↑", True, "{:.2f}")
+SSIM = MetricCol("ssim", "SSIM↑", True, "{:.4f}")
+LPIPS = MetricCol("lpips", "LPIPS↓", False, "{:.4f}")
+FID = MetricCol("fid", "FID↓", False, "{:.2f}")
+KID = MetricCol("kid", "KID↓", False, "{:.4f}")
+METRIC_COLUMNS = {c.key: c for c in (PSNR, SSIM, LPIPS, FID, KID)}
+
+#: What each kind of run that is not a reproduction calls itself in every output.
+NOT_REPRODUCTIONS = {
+    "smoke": "SMOKE RUN on embedded synthetic data with a small smoke prior",
+    "truncated": "TRUNCATED RUN on a subset of the real data",
+    "rehearsal": "REHEARSAL at the paper's shapes with every training cut to a few steps",
+}
+
+
+def run_kind(profile: str) -> str:
+    """``SMOKE``, ``TRUNCATED``, ``REHEARSAL``: the word every title of such a run starts with."""
+    return profile.upper() if profile in NOT_REPRODUCTIONS else profile
+
+
+def title_prefix(profile: str, reproduction: bool) -> str:
+    return "" if reproduction else f"[{run_kind(profile)} RUN, not a reproduction] "
+
+
+def banner(profile: str, reproduction: bool, subsets: list[str]) -> str:
+    if reproduction and all(s == "full" for s in subsets):
+        return "Paper profile: full data sets, official prior, paper recipe. Δ = ours − paper."
+    what = NOT_REPRODUCTIONS.get(profile, f"'{profile}' run")
+    return (f"{what}. NOT a reproduction of the paper: the paper's numbers are shown for structure only and "
+            "differences are not computed (n/c).")
+
+
+def footer(results: pd.DataFrame, profile: str) -> list[str]:
+    sha = ",".join(sorted(set(results["git_sha"].astype(str))))
+    dirty = " (uncommitted changes)" if results["git_dirty"].astype(str).str.lower().eq("true").any() else ""
+    subsets = ", ".join(f"{d}: {s}" for d, s in sorted(set(zip(results["dataset"], results["subset"]))))
+    seeds = sorted(set(results["seed"]))
+    trained = ""
+    if "train_dataset" in results:
+        pairs = sorted({(str(d), str(s)) for d, s in zip(results["train_dataset"], results["train_subset"]) if d})
+        trained = "; trained on " + ", ".join(f"{d}: {s}" for d, s in pairs) if pairs else ""
+    return [
+        f"profile: {profile}",
+        f"data: {subsets}{trained}",
+        f"seeds: {seeds} ({'mean ± 95% t-interval' if len(seeds) > 1 else 'single seed'})",
+        f"git: {sha}{dirty}",
+        f"device: {', '.join(sorted(set(results['device'].astype(str))))}",
+        f"rendered: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        "bold: best of our trained rows per section and column.",
+    ]
+
+
+def values(results: pd.DataFrame, metric: str, **match: object) -> list[float]:
+    """Our values of ``metric`` (one per seed) in the rows matching ``match`` (compared as text)."""
+    if metric not in results:
+        return []
+    sel = results
+    for k, v in match.items():
+        sel = sel[sel[k].astype(str) == str(v)]
+    return [float(x) for x in sel[metric].dropna().tolist()]
+
+
+def subsets_of(results: pd.DataFrame) -> list[str]:
+    return sorted(set(results["subset"].astype(str)))
+
+
+def write_outputs(layout: Layout, out_dir: Path, stem: str) -> list[Path]:
+    from bench.io import write_text
+    from bench.report.formats import to_latex, to_markdown
+
+    md, tex = out_dir / f"{stem}.md", out_dir / f"{stem}.tex"
+    write_text(md, to_markdown(layout))
+    write_text(tex, to_latex(layout))
+    return [md, tex]
