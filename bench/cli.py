@@ -87,6 +87,16 @@ def run(
     workers: Annotated[int, typer.Option(min=1, help="pool: worker processes.")] = 1,
     gpus: Annotated[str | None, typer.Option(help="pool: GPU ids, worker i uses GPU i (e.g. 0,1,2,3).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="pool: CPU threads per worker.")] = None,
+    slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition.")] = None,
+    slurm_time: Annotated[str | None, typer.Option(help="slurm: time limit per job (minutes or [D-]H:M[:S]).")] = None,
+    slurm_gpus_per_job: Annotated[int | None, typer.Option(help="slurm: GPUs per training job.")] = None,
+    slurm_mem: Annotated[str | None, typer.Option(help="slurm: memory per job (e.g. 32G).")] = None,
+    slurm_cpus: Annotated[int | None, typer.Option(help="slurm: CPUs per job.")] = None,
+    slurm_array_parallelism: Annotated[int | None, typer.Option(help="slurm: jobs queued or running at once.")
+                                       ] = None,
+    slurm_extra: Annotated[list[str] | None, typer.Option(help="slurm: other sbatch settings, key=value.")] = None,
+    slurm_cancel_on_close: Annotated[bool, typer.Option(
+        help="slurm: cancel this run's queued jobs when bench run is stopped (default: leave them).")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Build and run the job graph of a table (or figure, or all of them), then publish it under tables/.
@@ -107,7 +117,8 @@ def run(
         (table, figure)]
     root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
     store = pipeline.store(runs_dir)
-    dev = _device(device)
+    # a Slurm job resolves "auto" on its node (the submitting host may have no GPU)
+    dev = device if executor == "slurm" and device == "auto" else _device(device)
     gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
     speed = {k: v for k, v in {"precision": precision, "channels_last": channels_last, "compile": compile_,
                                "prior_checkpointing": prior_checkpointing, "tf32": tf32,
@@ -129,9 +140,17 @@ def run(
         if dry_run or check:
             console.print(report.render(), highlight=False, markup=False, soft_wrap=True)
             continue
-        published = pipeline.execute(built.graph, store, device=dev, force=force, progress=progress,
-                                     tables_dir=tables_dir, executor=executor, workers=workers, gpus=gpu_ids,
-                                     threads=threads)
+        slurm = None
+        if executor == "slurm":
+            from bench.graph.slurm import SlurmOptions
+
+            slurm = {"options": SlurmOptions.parse(
+                partition=slurm_partition, time=slurm_time, gpus_per_job=slurm_gpus_per_job, mem=slurm_mem,
+                cpus=slurm_cpus, array_parallelism=slurm_array_parallelism, extra=slurm_extra or [],
+                cancel_on_close=slurm_cancel_on_close), "profile": built.profile.name}
+        published = pipeline.execute(built.graph, store, device=device if executor == "slurm" else dev, force=force,
+                                     progress=progress, tables_dir=tables_dir, executor=executor, workers=workers,
+                                     gpus=gpu_ids, threads=threads, slurm=slurm)
         for p in published:
             console.print(f"wrote {p}")
 

@@ -169,7 +169,7 @@ def execute(graph: Job, st: RunStore, device: str = "cpu", force: bool = False, 
     with progress_bars(progress and executor == "local") as prog:
         log = logger(prog)
         backend = make_backend(executor, st, device, progress=prog, log=log, workers=workers, gpus=gpus,
-                               threads=threads, slurm=slurm)
+                               threads=threads, slurm={**(slurm or {}), "log": log} if executor == "slurm" else None)
         run_graph([graph], st, backend, force=force, log=log)
     return publish(graph, st, tables_dir or default_tables_dir())
 
