@@ -31,6 +31,8 @@ class Profile:
     limit: int | None  # pairs per real data set (truncated profile)
     classes: int | None = None  # CUB: only the first k classes (truncated profile; Table 2, Figure 7)
     prior_steps: int = 0  # smoke prior training iterations
+    #: Sampling steps of the zero-shot restorers (GDP): the published 1000 on the paper profile, few on CPU.
+    zero_shot_steps: int = 1000
     steps_per_baseline: dict[str, int] = field(default_factory=dict)
     eval_metrics: tuple[str, ...] = ("psnr", "ssim")
     is_reproduction: bool = False
@@ -47,11 +49,11 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", embedded_data=True, prior="smoke", steps=40, batch=2, patch=48, lr=5e-4,
-        ckpt_every=10, log_every=5, limit=None, prior_steps=400,
+        ckpt_every=10, log_every=5, limit=None, prior_steps=400, zero_shot_steps=10,
     ),
     "truncated": Profile(
         name="truncated", embedded_data=False, prior="smoke", steps=40, batch=2, patch=48, lr=5e-4,
-        ckpt_every=10, log_every=5, limit=8, prior_steps=400,
+        ckpt_every=10, log_every=5, limit=8, prior_steps=400, zero_shot_steps=10,
     ),
     "paper": Profile(
         name="paper", embedded_data=False, prior="adm256_uncond", steps=40_000, batch=4, patch=256, lr=1e-4,
@@ -88,6 +90,6 @@ def get_profile(name: str, *, rehearse: int | None = None, **overrides: Any) -> 
         if rehearse < 1:
             raise BenchError(f"--rehearse needs at least 1 step, got {rehearse}.", fix="For example: --rehearse 2.")
         p = replace(p, name=REHEARSAL, steps=rehearse, steps_per_baseline={}, is_reproduction=False,
-                    ckpt_every=max(1, rehearse), log_every=1)
+                    ckpt_every=max(1, rehearse), log_every=1, zero_shot_steps=rehearse)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return replace(p, **overrides) if overrides else p

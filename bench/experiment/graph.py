@@ -215,6 +215,22 @@ class GraphBuilder:
                    label=f"eval:{row.name}+{loss_set}/seed{seed}{suffix}")
 
 
+def zero_shot_job(g: GraphBuilder, data: DataRef, restorer: str, metrics: tuple[str, ...], seed: int = 0) -> Job:
+    """A zero-shot restorer (GDP) on ``g``'s prior over a task's test images, scored like an evaluate job."""
+    test, convention = g.data_job(data, "test")
+    cfg: dict[str, Any] = {"profile": g.profile.name, "restorer": restorer, "task": data.task,
+                           "steps": g.profile.zero_shot_steps, "settings": {}, "seed": seed, "metrics": list(metrics),
+                           "convention": convention}
+    inputs, params = {"data": test}, {}
+    prior = g.prior_job()
+    if prior is not None:
+        inputs["prior"] = prior
+    else:
+        cfg["prior"] = g.prior.identity()
+        params["prior_path"] = g.prior.path_param()
+    return Job("zero_shot", cfg, inputs, label=f"zero-shot:{restorer}/{data.task}", params=params)
+
+
 def train_and_evaluate(exp: Experiment, g: GraphBuilder, seeds: int) -> list[TrainedRow]:
     """Every (row, loss set, seed) of ``exp``: its train job and an evaluate job per checkpoint rule."""
     out = []

@@ -60,6 +60,17 @@ def select_weights(ctx: JobContext, model: torch.nn.Module, pairs: PairedSet, se
     return picked
 
 
+def cost_columns(model: torch.nn.Module, rows: list[dict[str, Any]], trained: dict[str, Any]) -> dict[str, Any]:
+    """What the network costs: parameters used at inference, median seconds per test image (as restored
+    here), and its training's measured ms per step and peak memory (from the train job's own log)."""
+    seconds = sorted(float(r["wall_time_s"]) for r in rows)
+    return {"inference_params": sum(p.numel() for p in model.parameters()),
+            "inference_s_median": seconds[len(seconds) // 2] if seconds else float("nan"),
+            "train_ms_per_step": trained.get("ms_per_step_median", ""),
+            "train_peak_memory_bytes": trained.get("peak_memory_bytes", ""),
+            "train_peak_memory_kind": trained.get("peak_memory_kind", "")}
+
+
 @job_kind("evaluate", outputs=OUTPUTS)
 def evaluate_job(ctx: JobContext) -> dict[str, Any]:
     from bench import build_baseline
@@ -95,7 +106,8 @@ def evaluate_job(ctx: JobContext) -> dict[str, Any]:
     frame = pd.DataFrame([{**r, "dataset": pairs.name, "split": cfg["split"], **prov} for r in rows])
     write_csv(ctx.output("per_image"), frame)
     wall = round(time.perf_counter() - t_start, 3)
-    sframe = pd.DataFrame([{**s, "dataset": pairs.name, **prov, "wall_time_s": wall} for s in summary])
+    sframe = pd.DataFrame([{**s, "dataset": pairs.name, **prov, **cost_columns(model, rows, ctx.result("model")),
+                            "wall_time_s": wall} for s in summary])
     write_csv(ctx.output("summary"), sframe)
     ctx.log(f"[eval] {cfg['baseline']} (step {step}): " + ", ".join(f"{s['metric']}={s['value']:.4f}" for s in summary))
     return {s["metric"]: s["value"] for s in summary} | {"n": len(frame), "subset": pairs.subset, "step": step}

@@ -14,6 +14,9 @@ from bench.graph.job import JobContext, job_kind
 
 #: Provenance columns a rendered row keeps from its summary (the footer and the results CSV show them).
 KEPT = ("dataset", "subset", "git_sha", "git_dirty", "device", "config_hash", "profile")
+#: Cost columns kept when the summary has them (evaluate and zero_shot jobs; Table 1's cost section).
+COSTS = ("inference_params", "inference_s_median", "train_ms_per_step", "train_peak_memory_bytes",
+         "train_peak_memory_kind", "restorer_steps")
 
 
 def gather(ctx: JobContext) -> pd.DataFrame:
@@ -28,6 +31,7 @@ def gather(ctx: JobContext) -> pd.DataFrame:
             rec[col] = s[col].iloc[0]
         for col in ("train_dataset", "train_subset"):  # absent in rows that were not trained (Table 2's references)
             rec[col] = s[col].iloc[0] if col in s else ""
+        rec.update({col: s[col].iloc[0] for col in COSTS if col in s})
         out.append(rec)
     return pd.DataFrame(out)
 

@@ -91,12 +91,13 @@ def zero_shot_job(ctx: JobContext) -> dict[str, Any]:
     params = sum(p.numel() for p in prior.parameters())
     seconds = sorted(done[p.id] for p in pairs.pairs)
     prov = row_provenance(ctx.job, ctx.device, pairs.subset) | {
-        "baseline": cfg["restorer"], "select": "last", "selected_step": "", "restorer_steps": restorer.steps,
-        "inference_params": params, "inference_s_median": seconds[len(seconds) // 2]}
+        "baseline": cfg["restorer"], "select": "last", "selected_step": "", "restorer_steps": restorer.steps}
+    cost = {"inference_params": params, "inference_s_median": seconds[len(seconds) // 2], "train_ms_per_step": 0.0,
+            "train_peak_memory_bytes": 0, "train_peak_memory_kind": "no training"}
     frame = pd.DataFrame([{**r, "dataset": pairs.name, "split": "test", **prov} for r in rows])
     write_csv(ctx.output("per_image"), frame)
     wall = round(time.perf_counter() - t_start, 3)
-    write_csv(ctx.output("summary"), pd.DataFrame([{**s, "dataset": pairs.name, **prov, "wall_time_s": wall}
+    write_csv(ctx.output("summary"), pd.DataFrame([{**s, "dataset": pairs.name, **prov, **cost, "wall_time_s": wall}
                                                    for s in summary]))
     ctx.log(f"[zero-shot] {cfg['restorer']} ({restorer.steps} steps): "
             + ", ".join(f"{s['metric']}={s['value']:.4f}" for s in summary))

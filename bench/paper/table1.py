@@ -3,7 +3,10 @@
 Rows: FSDGN and MB-TaylorFormer on Dense-Haze, RCDNet and EfDeRain on Rain13K -> Rain100H, DeepLPF
 and IAT on LOL; loss sets ``l2`` (the paper's ``||x - z||_2``) and ``diffloss`` (eps + h-space,
 gamma 1e-3, lambda 1e-2). The paper's reference rows (methods it reports but does not retrain) are
-shown with its numbers only.
+shown with its numbers only. Beside them, diffusion as the restorer instead of the loss: GDP-x0
+zero-shot on the very prior DiffLoss uses, the same test images and conventions (on LOL also the GDP
+paper's own numbers), and a cost section: parameters at inference, seconds per image, and each
+training's measured ms per step and peak memory.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.experiment.graph import GraphBuilder, build_experiment
+from bench.experiment.graph import GraphBuilder, render_job, train_and_evaluate, zero_shot_job
 from bench.experiment.spec import TASK_TITLES, DataRef, Experiment, RowSpec
 from bench.graph.job import Job
 from bench.paper import paper_numbers
@@ -31,9 +34,21 @@ EXPERIMENT = Experiment(
 )
 
 
+#: Diffusion as the restorer: GDP-x0 on every task, on the run's own prior (``bench.restorers``).
+ZERO_SHOT = ("gdp_x0",)
+ZERO_SHOT_LABELS = {"gdp_x0": "GDP-x0 (zero-shot, same prior)", "gdp_xt": "GDP-xt (zero-shot, same prior)"}
+
+
 @PAPER.register("table1", kind="table", number=1)
 def graph(g: GraphBuilder, seeds: int) -> Job:
-    return build_experiment(EXPERIMENT, g, seeds)[0]
+    trained = train_and_evaluate(EXPERIMENT, g, seeds)
+    rows = {t.input_name(s): (t.spec(s), job) for t in trained for s, job in t.evals.items()}
+    for task in BASELINES:
+        for restorer in ZERO_SHOT:
+            spec = {"index": len(EXPERIMENT.rows), "task": task, "data": TASK_TITLES[task], "baseline": restorer,
+                    "label": ZERO_SHOT_LABELS[restorer], "loss_set": "zero-shot", "seed": 0, "select": "last"}
+            rows[f"zs.{restorer}.{task}"] = (spec, zero_shot_job(g, DataRef(task), restorer, EXPERIMENT.metrics))
+    return render_job(EXPERIMENT, g.profile, rows)
 
 
 def layout(results: pd.DataFrame, profile: str, reproduction: bool) -> Layout:
@@ -51,9 +66,74 @@ def layout(results: pd.DataFrame, profile: str, reproduction: bool) -> Layout:
                                                                     loss_set=p.loss)
             note = "paper's number, not trained here" if p.kind == "reference" else ""
             lines.append(Line(p.method, p.kind, cells, note))
+        lines += _zero_shot_lines(results, task, metrics)
         sections.append(Section(TASK_TITLES[task], lines))
     return Layout(1, EXPERIMENT.title, metrics, sections, reproduction and profile == "paper",
-                  banner(profile, reproduction, subsets_of(results)), footer(results, profile))
+                  banner(profile, reproduction, subsets_of(results)),
+                  [*footer(results, profile), "zero-shot rows: diffusion as the restorer (no training), on the "
+                   "run's own prior; they are never bold (bold marks the best trained row)."],
+                  appendices=[cost_layout(results)])
+
+
+def _zero_shot_lines(results: pd.DataFrame, task: str, metrics: list[MetricCol]) -> list[Line]:
+    out = []
+    if "loss_set" in results and (results["loss_set"] == "zero-shot").any():
+        for restorer in ZERO_SHOT:
+            cells = {c.key: Cell(values(results, c.key, task=task, baseline=restorer, loss_set="zero-shot"))
+                     for c in metrics}
+            steps = values(results, "restorer_steps", task=task, baseline=restorer)
+            note = f"ours, {int(steps[0])} sampling steps" if steps else "ours"
+            out.append(Line(ZERO_SHOT_LABELS[restorer], "zero-shot", cells, note))
+    gdp = paper_numbers("gdp")
+    for _, p in gdp[gdp.task == task].iterrows():
+        cells = {"psnr": Cell(paper=float(p.psnr)), "ssim": Cell(paper=float(p.ssim))}
+        out.append(Line(p.method, "reference", cells, "the GDP paper's number"))
+    return out
+
+
+#: The cost section: what each row costs to use and to train (measured by its own jobs).
+COST_COLUMNS = [MetricCol("inference_params_m", "params at inference (M)", False, "{:.3f}", in_paper=False),
+                MetricCol("inference_s_median", "s / test image", False, "{:.3f}", in_paper=False),
+                MetricCol("train_ms_per_step", "train ms / step", False, "{:.1f}", in_paper=False),
+                MetricCol("train_peak_memory_mib", "train peak memory (MiB)", False, "{:.0f}", in_paper=False)]
+
+
+def cost_layout(results: pd.DataFrame) -> Layout:
+    """Parameters and seconds per image at inference, training ms/step and peak memory: numbers, not claims."""
+    frame = results[results["select"].astype(str) == "last"].copy() if "select" in results else results.copy()
+    if "label" not in frame:
+        frame["label"] = frame["baseline"]
+    for src, dst, scale in (("inference_params", "inference_params_m", 1e-6),
+                            ("train_peak_memory_bytes", "train_peak_memory_mib", 1 / 2**20)):
+        frame[dst] = pd.to_numeric(frame.get(src, pd.Series(dtype=float)), errors="coerce") * scale
+    for col in ("inference_s_median", "train_ms_per_step"):
+        frame[col] = pd.to_numeric(frame.get(col, pd.Series(dtype=float)), errors="coerce")
+    sections, gains = [], []
+    for task in BASELINES:
+        part = frame[frame["task"] == task]
+        lines = []
+        for (label, loss_set), _ in part.groupby(["label", "loss_set"], sort=False):
+            cells = {c.key: Cell(values(part, c.key, label=label, loss_set=loss_set)) for c in COST_COLUMNS}
+            lines.append(Line(f"{label} / {loss_set}", "ours-only", cells))
+        for baseline in BASELINES[task]:
+            w, wo = (values(part, "train_ms_per_step", baseline=baseline, loss_set=ls) for ls in ("diffloss", "l2"))
+            if w and wo and min(wo) > 0:
+                gains.append((baseline, 100 * (sum(w) / len(w) / (sum(wo) / len(wo)) - 1)))
+        sections.append(Section(TASK_TITLES[task], lines))
+    notes = []
+    if gains:
+        median = sorted(g for _, g in gains)[len(gains) // 2]
+        each = ", ".join(f"{b} {g:+.0f}%" for b, g in gains)
+        notes.append(f"DiffLoss adds {median:+.0f}% (median over the networks) to a training step ({each}) and "
+                     "nothing to inference: the same network restores the test images.")
+    zs = frame[frame.get("loss_set", pd.Series(dtype=str)) == "zero-shot"]
+    if len(zs) and zs["inference_s_median"].notna().any():
+        notes.append(f"GDP-x0 costs {zs['inference_s_median'].median():.2f} s per test image here (median over the "
+                     "tasks' medians), with no training.")
+    devices = ", ".join(sorted(set(frame["device"].astype(str)))) if "device" in frame else "?"
+    notes.append(f"measured on {devices} by the jobs themselves (train: median ms/step over log intervals, first "
+                 "excluded; peak memory: CUDA allocator peak, or the process's peak RSS on CPU).")
+    return Layout("cost", "Cost of each row", COST_COLUMNS, sections, False, "", notes)
 
 
 @LAYOUTS.register("table1")

@@ -38,7 +38,7 @@ def _cells(layout: Layout, line: Line, best: dict[str, float | None], bold: tupl
     for col in layout.metrics:
         cell = line.cells.get(col.key, Cell())
         ours = _ours(cell, col) if line.kind != "reference" else DASH
-        if line.kind != "reference" and cell.mean is not None and best.get(col.key) == cell.mean:
+        if line.kind == "trained" and cell.mean is not None and best.get(col.key) == cell.mean:
             ours = f"{bold[0]}{ours}{bold[1]}"
         out.append(ours)
         if col.in_paper:
@@ -60,16 +60,23 @@ def _headers(layout: Layout) -> list[str]:
     return hs
 
 
-def to_markdown(layout: Layout) -> str:
-    lines = [f"# {_heading(layout)}", "", f"> {layout.banner}", ""]
+def _markdown_sections(layout: Layout, level: str) -> list[str]:
+    lines = []
     hs = _headers(layout)
     for sec in layout.sections:
         best = {c.key: layout.best(sec, c.key) for c in layout.metrics}
-        lines += [f"## {sec.title}", "", "| " + " | ".join(hs) + " |", "|" + "---|" * len(hs)]
+        lines += [f"{level} {sec.title}", "", "| " + " | ".join(hs) + " |", "|" + "---|" * len(hs)]
         for ln in sec.lines:
             label = ln.label + (f" ({ln.note})" if ln.note else "")
             lines.append("| " + " | ".join([label, *_cells(layout, ln, best, ("**", "**"))]) + " |")
         lines.append("")
+    return lines
+
+
+def to_markdown(layout: Layout) -> str:
+    lines = [f"# {_heading(layout)}", "", f"> {layout.banner}", "", *_markdown_sections(layout, "##")]
+    for extra in layout.appendices:
+        lines += [f"## {extra.title}", "", *_markdown_sections(extra, "###"), *[f"- {f}" for f in extra.footer], ""]
     lines += ["---", *[f"- {f}" for f in layout.footer], ""]
     return "\n".join(lines)
 
@@ -82,11 +89,9 @@ def _tex_escape(s: str) -> str:
     return s
 
 
-def to_latex(layout: Layout) -> str:
+def _latex_table(layout: Layout, caption: str) -> list[str]:
     hs = _headers(layout)
-    out = [f"% {_heading(layout)}", f"% {layout.banner}",
-           r"\begin{table}[t]", r"\centering", r"\small",
-           rf"\caption{{{_tex_escape(layout.title)}. {_tex_escape(layout.banner)}}}",
+    out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex_escape(caption)}}}",
            r"\begin{tabular}{l" + "r" * (len(hs) - 1) + "}", r"\toprule",
            " & ".join(_tex_escape(h) for h in hs) + r" \\"]
     for sec in layout.sections:
@@ -97,6 +102,13 @@ def to_latex(layout: Layout) -> str:
             cells = [_tex_escape(c) for c in _cells(layout, ln, best, ("\x00", "\x01"))]
             cells = [c.replace("\x00", r"\textbf{").replace("\x01", "}") for c in cells]
             out.append(" & ".join([_tex_escape(label), *cells]) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return [*out, r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+
+
+def to_latex(layout: Layout) -> str:
+    out = [f"% {_heading(layout)}", f"% {layout.banner}",
+           *_latex_table(layout, f"{layout.title}. {layout.banner}")]
+    for extra in layout.appendices:
+        out += _latex_table(extra, f"{extra.title}. {' '.join(extra.footer)}")
     out += [f"% {f}" for f in layout.footer]
     return "\n".join(out) + "\n"

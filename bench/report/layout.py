@@ -45,7 +45,7 @@ class Cell:
 @dataclass
 class Line:
     label: str
-    kind: str  # "reference" (paper's number only), "trained" (ours beside the paper's), "ours-only"
+    kind: str  # "reference" (a paper's number only), "trained" (ours beside the paper's), "ours-only", "zero-shot"
     cells: dict[str, Cell]
     note: str = ""
 
@@ -65,10 +65,12 @@ class Layout:
     reproduction: bool
     banner: str
     footer: list[str]
+    #: Further tables rendered after this one in the same files (e.g. Table 1's cost of each row).
+    appendices: list[Layout] = field(default_factory=list)
 
     def best(self, section: Section, key: str) -> float | None:
         col = next(c for c in self.metrics if c.key == key)
-        vals = [ln.cells[key].mean for ln in section.lines if ln.kind != "reference" and key in ln.cells]
+        vals = [ln.cells[key].mean for ln in section.lines if ln.kind == "trained" and key in ln.cells]
         vals = [v for v in vals if v is not None]
         if not vals:
             return None
