@@ -1,4 +1,4 @@
-"""DiffLoss Bench: reproduce and measure DiffLoss (Tan et al., ECCV 2024).
+"""DiffLoss Bench: reproduce and measure DiffLoss (Tan et al., ACCV 2024, pp. 1566-1584; arXiv 2406.19030).
 
 The public API is re-exported here. Heavy parts (torch models) load on first attribute
 access, so ``import bench`` and ``bench --help`` stay fast.

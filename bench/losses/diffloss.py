@@ -1,4 +1,4 @@
-"""DiffLoss (Tan et al., ECCV 2024, Sec. 3.3): a frozen diffusion prior as a training loss.
+"""DiffLoss (Tan et al., ACCV 2024, Sec. 3.3): a frozen diffusion prior as a training loss.
 
 Both the restored image z and the clear image x are mapped to [-1, 1], noised to the same
 x_t / z_t with the SAME t and noise (Eq. 7), and passed once through the prior. The loss pulls

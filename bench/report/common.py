@@ -9,6 +9,10 @@ import pandas as pd
 
 from bench.report.layout import Layout, MetricCol
 
+#: The paper every table reproduces (CITATION.cff holds the full record).
+PAPER_CITATION = ("Tan, Yu, Huang, Yang and Zhao, \"DiffLoss: Unleashing Diffusion Model as Constraint for Training "
+                  "Image Restoration Network\", ACCV 2024, pp. 1566-1584 (arXiv:2406.19030)")
+
 PSNR = MetricCol("psnr", "PSNR↑", True, "{:.2f}")
 SSIM = MetricCol("ssim", "SSIM↑", True, "{:.4f}")
 LPIPS = MetricCol("lpips", "LPIPS↓", False, "{:.4f}")
@@ -58,6 +62,7 @@ def footer(results: pd.DataFrame, profile: str) -> list[str]:
         f"device: {', '.join(sorted(set(results['device'].astype(str))))}",
         f"rendered: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "bold: best of our trained rows per section and column.",
+        f"paper: {PAPER_CITATION}",
     ]
 
 
