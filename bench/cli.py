@@ -20,7 +20,7 @@ from bench.ui import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="DiffLoss Bench: train baselines with and without DiffLoss and render the paper's tables.")
-weights_app = typer.Typer(no_args_is_help=True, help="Check (and build) the weight files in weights/manifest.toml.")
+weights_app = typer.Typer(no_args_is_help=True, help="Check (and build) the weight files in bench/weights_manifest.toml.")
 data_app = typer.Typer(no_args_is_help=True, help="Check real data sets.")
 app.add_typer(weights_app, name="weights")
 app.add_typer(data_app, name="data")
@@ -401,10 +401,10 @@ def restore(
 
 @weights_app.command("verify")
 def weights_verify() -> None:
-    """Check presence, size and SHA-256 of every file in weights/manifest.toml."""
+    """Check presence, size and SHA-256 of every file in bench/weights_manifest.toml."""
     from bench.weights import verify_all
 
-    t = Table(title="weights/manifest.toml")
+    t = Table(title="bench/weights_manifest.toml")
     for h in ("name", "file", "state", "where / what"):
         t.add_column(h)
     colours = {"ok": "green", "unverified": "yellow", "missing": "red", "mismatch": "red"}

@@ -19,15 +19,16 @@ def cache_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """Job outputs: ``$BENCH_RUNS`` or ``<repo>/runs``."""
+    """Job outputs: ``$BENCH_RUNS`` or ``./runs`` (the current directory, as lm-eval and BasicSR users expect;
+    never beside the installed package)."""
     env = os.environ.get("BENCH_RUNS")
-    return Path(env).expanduser() if env else REPO_ROOT / "runs"
+    return Path(env).expanduser() if env else Path.cwd() / "runs"
 
 
 def tables_dir() -> Path:
-    """Rendered tables and figures: ``$BENCH_TABLES`` or ``<repo>/tables``."""
+    """Rendered tables and figures: ``$BENCH_TABLES`` or ``./tables`` (the current directory)."""
     env = os.environ.get("BENCH_TABLES")
-    return Path(env).expanduser() if env else REPO_ROOT / "tables"
+    return Path(env).expanduser() if env else Path.cwd() / "tables"
 
 
 def weights_search_path() -> list[Path]:
@@ -35,7 +36,7 @@ def weights_search_path() -> list[Path]:
     dirs = []
     if os.environ.get("BENCH_WEIGHTS"):
         dirs.append(Path(os.environ["BENCH_WEIGHTS"]).expanduser())
-    dirs += [REPO_ROOT / "weights", cache_dir() / "weights"]
+    dirs += [Path.cwd() / "weights", cache_dir() / "weights"]
     return dirs
 
 

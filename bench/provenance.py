@@ -28,7 +28,15 @@ def _git(*args: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def git_state() -> tuple[str, bool]:
-    """(SHA of HEAD or 'unknown', whether tracked files differ from it)."""
+    """(SHA of HEAD, whether tracked files differ from it) of the checkout bench runs from.
+
+    An installed wheel has no checkout: its rows say ``release-<version>`` instead (never the SHA of
+    some other repository the package happens to sit in).
+    """
+    if not (REPO_ROOT / ".git").exists():
+        from bench import __version__
+
+        return f"release-{__version__}", False
     sha = _git("rev-parse", "HEAD") or "unknown"
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     return sha, dirty

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError, MissingFileError, UnknownNameError
-from bench.paths import REPO_ROOT, cache_dir, weights_search_path
+from bench.paths import cache_dir, weights_search_path
 
-MANIFEST = REPO_ROOT / "weights" / "manifest.toml"
+MANIFEST = Path(__file__).resolve().parent / "weights_manifest.toml"  # package data: travels with a wheel
 DOC_SECTION = "Weights"
 
 
@@ -47,7 +47,7 @@ def spec(name: str) -> WeightSpec:
 
         close = difflib.get_close_matches(name, list(m), n=3)
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        raise UnknownNameError(f"No weight file named '{name}' in weights/manifest.toml.{hint}")
+        raise UnknownNameError(f"No weight file named '{name}' in bench/weights_manifest.toml.{hint}")
     return m[name]
 
 

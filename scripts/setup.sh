@@ -13,12 +13,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.diffloss-bench-installed
-want="$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+want="$(sha256sum pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  echo "[setup] installing torch==2.14.1 torchvision==0.29.1 and diffloss-bench"
-  # torch first and exactly pinned: any other pin pulls several GB.
-  .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "[setup] installing $(grep -E '^torch' constraints.txt | tr '\n' ' ')and diffloss-bench"
+  # torch first and exactly pinned (constraints.txt): any other version pulls several GB.
+  .venv/bin/python -m pip install -q -c constraints.txt torch torchvision
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
   echo "$want" > "$stamp"
 else
   echo "[setup] .venv is up to date"

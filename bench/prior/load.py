@@ -55,7 +55,7 @@ def load_prior(path: str | Path, *, device: str | torch.device | None = None, ex
             f"Diffusion prior weights '{path.name}' were not found at {path}.",
             fix=(
                 f"Put '{path.name}' in <repo>/weights/ (or in $BENCH_WEIGHTS, or pass --prior PATH); the weights "
-                f"manifest weights/manifest.toml lists it as entry '{MANIFEST_ENTRY}' with its source."
+                f"manifest bench/weights_manifest.toml lists it as entry '{MANIFEST_ENTRY}' with its source."
             ),
             doc=DOC_SECTION,
         )

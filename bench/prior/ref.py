@@ -77,7 +77,7 @@ def read_state_dict(path: Path) -> tuple[Mapping[str, Any], dict[str, Any] | Non
     if not zipfile.is_zipfile(path):
         raise BenchError(f"Prior file {path} ({size:,} bytes) is not a PyTorch checkpoint: a truncated download, "
                          "or another format.", fix="Download it again and compare its size and SHA-256 with "
-                                                  "weights/manifest.toml.", doc=DOC)
+                                                  "bench/weights_manifest.toml.", doc=DOC)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
@@ -90,7 +90,7 @@ def read_state_dict(path: Path) -> tuple[Mapping[str, Any], dict[str, Any] | Non
     except (RuntimeError, OSError, EOFError, ValueError) as e:
         raise BenchError(f"Prior file {path} ({size:,} bytes) is damaged or truncated "
                          f"({str(e).splitlines()[0][:120]}).", fix="Download it again and compare its size and "
-                                                                   "SHA-256 with weights/manifest.toml.",
+                                                                   "SHA-256 with bench/weights_manifest.toml.",
                          doc=DOC) from None
     kwargs = None
     if isinstance(obj, Mapping) and isinstance(obj.get("adm_kwargs"), Mapping):
