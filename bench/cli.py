@@ -20,7 +20,7 @@ from bench.ui import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="DiffLoss Bench: train baselines with and without DiffLoss and render the paper's tables.")
-weights_app = typer.Typer(no_args_is_help=True, help="Check (and build) the weight files in bench/weights_manifest.toml.")
+weights_app = typer.Typer(no_args_is_help=True, help="Check (and build) the weight files of the weights manifest.")
 data_app = typer.Typer(no_args_is_help=True, help="Check real data sets.")
 app.add_typer(weights_app, name="weights")
 app.add_typer(data_app, name="data")
