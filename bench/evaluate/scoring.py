@@ -59,7 +59,7 @@ def score(items: Iterable[Item], metric_names: list[str], convention: str, devic
         if pred.shape != target.shape:
             raise DataError(f"Image '{image_id}': restored {tuple(pred.shape[-2:])} and target "
                             f"{tuple(target.shape[-2:])} differ in size.", fix="Score images at the target's size.")
-        row: dict[str, Any] = {"image_id": image_id}
+        row: dict[str, Any] = {"image_id": image_id, "height": int(pred.shape[-2]), "width": int(pred.shape[-1])}
         for name, metric in metrics.items():
             row[name] = float(metric(pred.to(device), target.to(device)))
             row[f"{name}_convention"] = metric.convention_string

@@ -19,6 +19,25 @@ OUTPUTS = {
 }
 
 
+class ShapesSeen:
+    """The batch source, recording the shapes of the batches training really drew (rehearsals report them)."""
+
+    def __init__(self, source: Any):
+        self.source = source
+        self.shapes: set[tuple[int, ...]] = set()
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        degraded, clear = self.source.next_batch()
+        self.shapes.add(tuple(degraded.shape))
+        return degraded, clear
+
+    def __getattr__(self, name: str) -> Any:  # state_dict, load_state_dict, close, __len__ ...
+        return getattr(self.source, name)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
 def resolve_prior(ctx: JobContext) -> torch.nn.Module | None:
     """The frozen diffusion prior this job was given: a smoke prior job, a file, or random weights."""
     cfg = ctx.job.config
@@ -47,8 +66,8 @@ def train_job(ctx: JobContext) -> dict[str, Any]:
     pairs = load_split(dataset_info(ctx), "train")
     # lazily decoded patches (workers and pinned memory on a GPU node): the same draws as PatchSampler
     workers = int(ctx.job.params.get("loader_workers", default_workers(len(pairs), ctx.device)))
-    sampler = training_batches(pairs, patch=tcfg.patch, batch=tcfg.batch, seed=tcfg.seed, workers=workers,
-                               pin_memory=ctx.device.startswith("cuda"))
+    sampler = ShapesSeen(training_batches(pairs, patch=tcfg.patch, batch=tcfg.batch, seed=tcfg.seed, workers=workers,
+                                          pin_memory=ctx.device.startswith("cuda")))
     torch.manual_seed(tcfg.seed)  # the network's initial weights depend on the seed only
     model = build_baseline(cfg["baseline"], **cfg.get("baseline_kwargs", {}))
     prior = resolve_prior(ctx)
@@ -63,4 +82,5 @@ def train_job(ctx: JobContext) -> dict[str, Any]:
                        progress=ctx.progress, speed=speed, report=ctx.report)
     finally:
         sampler.close()
-    return {**result, "train_dataset": pairs.name, "train_subset": pairs.subset, "loader_workers": workers}
+    return {**result, "train_dataset": pairs.name, "train_subset": pairs.subset, "loader_workers": workers,
+            "batch_shapes": sorted(sampler.shapes), "prior_image_size": getattr(prior, "image_size", None)}
