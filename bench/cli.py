@@ -219,6 +219,7 @@ class Kind(StrEnum):
     losses = "losses"
     jobs = "jobs"
     profiles = "profiles"
+    restorers = "restorers"
 
 
 @app.command("ls")

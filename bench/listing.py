@@ -142,6 +142,22 @@ def _registry(kind: str) -> tuple[str, list[str], list[list[Any]]]:
     return kind, ["name", "metadata", "summary"], rows
 
 
+def _restorers() -> tuple[str, list[str], list[list[Any]]]:
+    """Zero-shot restorers on the prior: what each costs per 256x256 patch step (prior forwards, no backward)."""
+    from bench.registry import RESTORERS
+    from bench.restorers.gdp import TASK_SETTINGS, gdp_cost
+
+    rows = []
+    for name in RESTORERS.names():
+        import inspect
+
+        doc = (inspect.getdoc(RESTORERS.get(name)) or "").splitlines()[0]
+        lol = gdp_cost(400, 600, steps=1000)
+        rows.append([name, doc, ", ".join(TASK_SETTINGS), f"{lol['forwards']:,} forwards / LOL image (1000 steps)",
+                     "552.8M (the paper profile's prior)"])
+    return "zero-shot restorers (bench.restorers)", ["name", "what", "tasks", "cost", "parameters at inference"], rows
+
+
 def _jobs() -> tuple[str, list[str], list[list[Any]]]:
     from bench.graph.job import job_kinds
 
@@ -160,6 +176,8 @@ def _profiles() -> tuple[str, list[str], list[list[Any]]]:
 def table(kind: str) -> tuple[str, list[str], list[list[Any]]]:
     if kind == "baselines":
         return _baselines()
+    if kind == "restorers":
+        return _restorers()
     if kind in ("datasets", "metrics", "losses"):
         return _registry(kind)
     if kind == "jobs":

@@ -138,3 +138,28 @@ def test_force_refuses_jobs_another_worker_holds(smoke_all, tmp_path: Path) -> N
     finally:
         first.kill()
         first.wait()
+
+
+def test_status_shows_a_running_jobs_host_and_step(smoke_all, tmp_path: Path) -> None:
+    import socket
+
+    _fresh(smoke_all, tmp_path)
+    run = bench_popen(tmp_path, *IAT_TABLE1, BENCH_HEARTBEAT_S="0.3")
+    try:
+        seen = ""
+        deadline = time.time() + 600
+        while time.time() < deadline and run.poll() is None:
+            out = bench(tmp_path, "status", "--table", "1", "--profile", "smoke", "--baseline", "iat")
+            assert out.returncode == 0, out.stderr
+            line = next((ln for ln in out.stdout.splitlines() if "train:iat" in ln and "running" in ln), "")
+            if " step " in line:
+                seen = line
+                break
+            time.sleep(0.5)
+        assert seen, "bench status never showed the running training's step"
+        assert socket.gethostname() in seen and f"pid {run.pid}" in seen and "of 40" in seen and "heartbeat" in seen
+    finally:
+        run.kill()
+        run.wait()
+    after = bench(tmp_path, "status", "--table", "1", "--profile", "smoke", "--baseline", "iat")
+    assert "done" in after.stdout and "pending" in after.stdout  # the killed job is pending again (its lease is dead)
