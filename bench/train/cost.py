@@ -5,8 +5,9 @@ next log step, where the device is synchronised anyway to read the logged terms)
 time spent writing checkpoints inside the interval, divided by its steps. The first interval
 a process runs is warm-up (allocator, kernel selection, compilation) and is excluded from the
 median. Memory: on CUDA the allocator's peak (``torch.cuda.max_memory_allocated``, reset when
-the run starts); on CPU the process's peak resident set size (``getrusage``), which covers the
-whole process, not only training.
+the run starts); on CPU the peak resident set size since the run started (Linux: the kernel's
+high-water mark ``VmHWM``, reset through ``/proc/self/clear_refs`` when the run starts, so a worker
+that ran other jobs before reports this job's peak), else the process's lifetime peak (``getrusage``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,29 @@ def peak_memory(device: torch.device) -> tuple[int, str]:
     """(bytes, kind) of the run's peak memory on ``device``."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device)), "cuda_max_allocated"
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024, "process_peak_rss"
+    except OSError:
+        pass
     import resource
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024), "process_peak_rss"
+    return int(rss if sys.platform == "darwin" else rss * 1024), "process_lifetime_peak_rss"
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: CUDA's allocator statistics, or Linux's resident-set high-water mark."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        pass  # not Linux, or not allowed: the lifetime peak is reported (and named so)
 
 
 class StepCost:
@@ -47,8 +67,7 @@ class StepCost:
         self._t0 = time.perf_counter()
         self._steps0 = 0
         self._excluded = 0.0
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        reset_peak_memory(device)
 
     def start(self, step: int) -> None:
         """Start an interval after ``step`` (call when a log step's bookkeeping is done)."""
