@@ -25,7 +25,6 @@ OTHER_HOURS = {
     "restore_cub": 0.1,  # 5,794 CUB test images through a restoration network
     "finetune_classifier": 0.3,  # 30 epochs of 5,994 CUB images at 224 px (VGG16 ~8 PFLOP)
     "classify": 0.02,
-    "zero_shot": 1.0,  # GDP per image set (see REPRODUCE.md, GDP rows); replaced by its own estimate below
 }
 
 
@@ -41,17 +40,27 @@ def measured_step_ms(path: Path | None) -> dict[tuple[str, bool], float]:
     return out
 
 
-def job_hours(job, measured: dict[tuple[str, bool], float]) -> float:
+#: Test-set sizes and image sizes of the zero-shot (GDP) jobs, per task.
+ZERO_SHOT_SETS = {"dehazing": (5, 1200, 1600), "deraining": (100, 321, 481), "lowlight": (15, 400, 600)}
+
+
+def job_hours(job, measured: dict[tuple[str, bool], float], tflops: float) -> float:
     from bench import costs
 
+    if job.kind == "zero_shot":
+        from bench.restorers.gdp import gdp_cost
+
+        n, h, w = ZERO_SHOT_SETS[job.config["task"]]
+        return gdp_cost(h, w, images=n, steps=job.config["steps"], sustained_tflops=tflops)["gpu_hours"]
     if job.kind == "train":
         t = job.config["train"]
         diff = "diffloss" in job.config["losses"]
         key = (job.config["baseline"], diff)
         if key in measured:
             return measured[key] * t["steps"] / 1000 / 3600
-        return costs.train_cost(job.config["baseline"], diffloss=diff, steps=t["steps"], batch=t["batch"],
-                                patch=t["patch"], bf16=True).hours
+        c = costs.train_cost(job.config["baseline"], diffloss=diff, steps=t["steps"], batch=t["batch"],
+                             patch=t["patch"], bf16=True)
+        return c.step_tflop * c.steps / tflops / 3600
     if job.kind == "evaluate" and job.config.get("select", "last") != "last":
         return OTHER_HOURS["evaluate"] * 5  # every snapshot is scored to pick the best
     return OTHER_HOURS.get(job.kind, 0.05)
@@ -61,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--gpus", default="1,4,8,32")
     ap.add_argument("--step-ms", type=Path, default=None, help="gpu_check CSV with measured ms/step")
+    ap.add_argument("--tflops", type=float, default=None, help="assumed sustained TFLOP/s (default: bench.costs)")
     args = ap.parse_args()
 
     from bench import costs
@@ -77,17 +87,18 @@ def main() -> None:
              for t in (1, 2, 3, 4, "figure7")]
     everything = Job("all", {}, {f"t{i}": r for i, r in enumerate(roots)})
     measured = measured_step_ms(args.step_ms)
+    tflops = args.tflops or costs.ASSUMED_TFLOPS
     jobs = toposort([everything])
     trains = [j for j in jobs if j.kind == "train"]
     print(f"paper profile: {len(jobs) - 1} jobs, {len(trains)} trainings of "
           f"{sorted({j.config['train']['steps'] for j in trains})} steps")
     source = (f"measured bf16 ms/step from {args.step_ms}" if measured else
-              f"ESTIMATED: training FLOPs at {costs.ASSUMED_TFLOPS:.0f} TFLOP/s sustained (bf16), not measured")
+              f"ESTIMATED: FLOPs at {tflops:.0f} TFLOP/s sustained, not measured")
     print(f"durations: {source}")
     print("\n| GPUs | wall time (h) | GPU-hours | critical path (h) |\n|---|---|---|---|")
     last = None
     for g in [int(x) for x in args.gpus.split(",")]:
-        s = schedule([everything], lambda j: job_hours(j, measured) if j.kind != "all" else 0.0, g)
+        s = schedule([everything], lambda j: job_hours(j, measured, tflops) if j.kind != "all" else 0.0, g)
         print(f"| {g} | {s.hours:.1f} | {s.busy_hours:.1f} | {s.critical_path_hours:.1f} |")
         last = s
     if last is not None:
