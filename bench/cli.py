@@ -43,12 +43,28 @@ def _device(name: str) -> str:
     return name
 
 
+#: Options several commands share, declared once.
+TableOpt = Annotated[int | None, typer.Option("--table", "-t", help="Paper table (1-4).")]
+FigureOpt = Annotated[int | None, typer.Option("--figure", help="Paper figure (7).")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every table, then every figure (one process).")]
+ProfileOpt = Annotated[str, typer.Option(help="smoke | truncated | paper")]
+
+
+def _targets(table: int | None, figure: int | None, every: bool) -> list[tuple[int | None, int | None]]:
+    """(table, figure) pairs a command works on: one of them, or every table then every figure."""
+    from bench import pipeline
+
+    if every:
+        return [(t, None) for t in pipeline.TABLES] + [(None, f) for f in pipeline.FIGURES]
+    return [(table, figure)]
+
+
 @app.command()
 def run(
-    table: Annotated[int | None, typer.Option("--table", "-t", help="Paper table to reproduce (1-4).")] = None,
-    figure: Annotated[int | None, typer.Option("--figure", help="Paper figure to reproduce (7).")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every table, then every figure, in one process.")] = False,
-    profile: Annotated[str, typer.Option(help="smoke | truncated | paper")] = "smoke",
+    table: TableOpt = None,
+    figure: FigureOpt = None,
+    every: AllOpt = False,
+    profile: ProfileOpt = "smoke",
     seeds: Annotated[int | None, typer.Option(min=1, help="Train every row with this many seeds (default 1).")
                      ] = None,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None,
@@ -113,8 +129,7 @@ def run(
     if dry_run and check:
         raise BenchError("--dry-run already runs the preflight; give one of --dry-run and --check.",
                          fix="Drop --check.")
-    targets = ([(t, None) for t in pipeline.TABLES] + [(None, f) for f in pipeline.FIGURES]) if every else [
-        (table, figure)]
+    targets = _targets(table, figure, every)
     root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
     store = pipeline.store(runs_dir)
     # a Slurm job resolves "auto" on its node (the submitting host may have no GPU)
@@ -171,10 +186,10 @@ def _print_plan(rows: list[tuple[str, str, str, str]]) -> None:
 
 @app.command()
 def status(
-    table: Annotated[int | None, typer.Option("--table", "-t", help="Paper table (1-4).")] = None,
-    figure: Annotated[int | None, typer.Option("--figure", help="Paper figure (7).")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every table and figure.")] = False,
-    profile: Annotated[str, typer.Option(help="smoke | truncated | paper")] = "smoke",
+    table: TableOpt = None,
+    figure: FigureOpt = None,
+    every: AllOpt = False,
+    profile: ProfileOpt = "smoke",
     seeds: Annotated[int, typer.Option(min=1, help="As given to bench run.")] = 1,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", help="As given to bench run.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="As given to bench run (or BENCH_DATA).")] = None,
@@ -190,8 +205,7 @@ def status(
 
     if sum((table is not None, figure is not None, every)) != 1:
         raise BenchError("Give exactly one of --table N, --figure N or --all.", fix="For example: bench status -t 1.")
-    targets = ([(t, None) for t in pipeline.TABLES] + [(None, f) for f in pipeline.FIGURES]) if every else [
-        (table, figure)]
+    targets = _targets(table, figure, every)
     root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
     store = pipeline.store(runs_dir)
     roots = [pipeline.build(pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds,

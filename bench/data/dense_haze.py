@@ -9,20 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.data import verify as dv
 from bench.data.base import PairedSet
-from bench.data.verify import (
-    Listing,
-    VerifyReport,
-    check_listing,
-    checked_set,
-    child_dir,
-    image_files,
-    index_by,
-    missing_root,
-    no_layout,
-    register_verifier,
-    resolve_root,
-)
 from bench.errors import DataError
 from bench.registry import DATASETS
 
@@ -34,7 +22,7 @@ ALIASES = ("Dense-Haze", "Dense_Haze", "Dense_Haze_NTIRE19", "DenseHaze", "dense
 
 def _numbered(files: list[Path], suffix: str) -> tuple[dict[str, Path], list[str]]:
     """``NN_<suffix>`` files keyed by the zero-padded number."""
-    raw, dups = index_by(files, rf"(\d+)_{suffix}")
+    raw, dups = dv.index_by(files, rf"(\d+)_{suffix}")
     out: dict[str, Path] = {}
     for k, f in raw.items():
         key = f"{int(k):02d}"
@@ -46,18 +34,18 @@ def _numbered(files: list[Path], suffix: str) -> tuple[dict[str, Path], list[str
 
 
 def find_layout(folder: Path) -> tuple[str, dict[str, Path], dict[str, Path], list[str]] | None:
-    for d, c, name in ((folder, folder, "NN_hazy + NN_GT"), (child_dir(folder, "hazy"), child_dir(folder, "GT"),
+    for d, c, name in ((folder, folder, "NN_hazy + NN_GT"), (dv.child_dir(folder, "hazy"), dv.child_dir(folder, "GT"),
                                                               "hazy/ + GT/")):
         if d is None:
             continue
-        deg, dd = _numbered(image_files(d), "hazy")
+        deg, dd = _numbered(dv.image_files(d), "hazy")
         if deg:
-            clr, cd = _numbered(image_files(c), "GT") if c is not None else ({}, [])
+            clr, cd = _numbered(dv.image_files(c), "GT") if c is not None else ({}, [])
             return name, deg, clr, dd + cd
     return None
 
 
-def listing(root: Path, split: str, ranges: dict[str, tuple[int, int]] | None = None) -> Listing:
+def listing(root: Path, split: str, ranges: dict[str, tuple[int, int]] | None = None) -> dv.Listing:
     """The files of ``split`` (a range of image numbers), found but not checked."""
     spans = SPLITS | (ranges or {})
     if split == "validation":
@@ -68,14 +56,14 @@ def listing(root: Path, split: str, ranges: dict[str, tuple[int, int]] | None = 
     lo, hi = spans[split]
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise missing_root("Dense-Haze", root, LAYOUT)
-    folder = resolve_root(root, lambda f: find_layout(f) is not None, ALIASES)
+        raise dv.missing_root("Dense-Haze", root, LAYOUT)
+    folder = dv.resolve_root(root, lambda f: find_layout(f) is not None, ALIASES)
     if folder is None:
-        raise no_layout("Dense-Haze", root, LAYOUT)
+        raise dv.no_layout("Dense-Haze", root, LAYOUT)
     layout, deg, clr, dups = find_layout(folder)  # type: ignore[misc]
     wanted = [f"{n:02d}" for n in range(lo, hi + 1)]
     keep = set(wanted)
-    return Listing("dense_haze", split, folder, layout, {k: v for k, v in deg.items() if k in keep},
+    return dv.Listing("dense_haze", split, folder, layout, {k: v for k, v in deg.items() if k in keep},
                    {k: v for k, v in clr.items() if k in keep}, expected=len(wanted), wanted=wanted,
                    duplicates=dups, title="Dense-Haze")
 
@@ -88,10 +76,10 @@ def dense_haze(root: Path, split: str = "test", limit: int | None = None, *,
                require_clear: bool = True) -> PairedSet:
     """The pairs of one split; ``ranges={"test": (46, 55)}`` overrides the NTIRE 2019 split."""
     ls = listing(root, split, ranges)
-    return checked_set(ls, limit, require_clear=require_clear, strict_counts=strict_counts)
+    return dv.checked_set(ls, limit, require_clear=require_clear, strict_counts=strict_counts)
 
 
-@register_verifier("dense_haze")
-def verify(root: Path, deep: bool = True, strict_counts: bool = True) -> VerifyReport:
+@dv.register_verifier("dense_haze")
+def verify(root: Path, deep: bool = True, strict_counts: bool = True) -> dv.VerifyReport:
     """All 55 pairs (split "all")."""
-    return check_listing(listing(root, "all"), strict_counts=strict_counts, deep=deep)
+    return dv.check_listing(listing(root, "all"), strict_counts=strict_counts, deep=deep)

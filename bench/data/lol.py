@@ -9,20 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.data import verify as dv
 from bench.data.base import PairedSet
-from bench.data.verify import (
-    Listing,
-    VerifyReport,
-    check_listing,
-    checked_set,
-    child_dir,
-    image_files,
-    index_by,
-    missing_root,
-    no_layout,
-    register_verifier,
-    resolve_root,
-)
 from bench.errors import DataError
 from bench.registry import DATASETS
 
@@ -32,26 +20,26 @@ ALIASES = ("LOL", "LOLdataset", "LOL-v1", "LOLv1", "lol")
 
 
 def _has_low(folder: Path) -> bool:
-    low = child_dir(folder, "low")
-    return low is not None and bool(image_files(low))
+    low = dv.child_dir(folder, "low")
+    return low is not None and bool(dv.image_files(low))
 
 
-def listing(root: Path, split: str) -> Listing:
+def listing(root: Path, split: str) -> dv.Listing:
     if split not in SPLITS:
         raise DataError(f"LOL has no split '{split}'; it has train (our485) and test (eval15).",
                         fix="Use split='train' or split='test'.", doc="Data")
     sub, expected = SPLITS[split]
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise missing_root("LOL", root, LAYOUT)
-    folder = resolve_root(root, _has_low, (sub, *(f"{a}/{sub}" for a in ALIASES)))
+        raise dv.missing_root("LOL", root, LAYOUT)
+    folder = dv.resolve_root(root, _has_low, (sub, *(f"{a}/{sub}" for a in ALIASES)))
     if folder is None:
-        raise no_layout("LOL", root, LAYOUT)
-    low = child_dir(folder, "low")
-    high = child_dir(folder, "high")
-    deg, dd = index_by(image_files(low))  # type: ignore[arg-type]
-    clr, cd = index_by(image_files(high)) if high is not None else ({}, [])
-    return Listing("lol", split, folder, "low/ + high/", deg, clr, expected, duplicates=dd + cd,
+        raise dv.no_layout("LOL", root, LAYOUT)
+    low = dv.child_dir(folder, "low")
+    high = dv.child_dir(folder, "high")
+    deg, dd = dv.index_by(dv.image_files(low))  # type: ignore[arg-type]
+    clr, cd = dv.index_by(dv.image_files(high)) if high is not None else ({}, [])
+    return dv.Listing("lol", split, folder, "low/ + high/", deg, clr, expected, duplicates=dd + cd,
                    title=f"LOL {sub}")
 
 
@@ -60,15 +48,15 @@ def listing(root: Path, split: str) -> Listing:
 def lol(root: Path, split: str = "test", limit: int | None = None, *, strict_counts: bool = True,
         require_clear: bool = True) -> PairedSet:
     """LOL's train (our485) or test (eval15) pairs."""
-    return checked_set(listing(root, split), limit, require_clear=require_clear, strict_counts=strict_counts)
+    return dv.checked_set(listing(root, split), limit, require_clear=require_clear, strict_counts=strict_counts)
 
 
-@register_verifier("lol")
+@dv.register_verifier("lol")
 def verify(root: Path, deep: bool = True, strict_counts: bool = True, require_clear: bool = True,
-           splits: tuple[str, ...] = ("train", "test")) -> VerifyReport:
-    reports = [check_listing(listing(root, s), strict_counts=strict_counts, require_clear=require_clear, deep=deep)
+           splits: tuple[str, ...] = ("train", "test")) -> dv.VerifyReport:
+    reports = [dv.check_listing(listing(root, s), strict_counts=strict_counts, require_clear=require_clear, deep=deep)
                for s in splits]
-    out = VerifyReport("LOL", Path(root))
+    out = dv.VerifyReport("LOL", Path(root))
     for r in reports:
         out.merge(r)
     return out

@@ -12,20 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.data import verify as dv
 from bench.data.base import PairedSet
-from bench.data.verify import (
-    Listing,
-    VerifyReport,
-    check_listing,
-    checked_set,
-    child_dir,
-    image_files,
-    index_by,
-    missing_root,
-    no_layout,
-    register_verifier,
-    resolve_root,
-)
 from bench.errors import DataError
 from bench.registry import DATASETS
 
@@ -43,34 +31,34 @@ LABELS = {"rain13k": "Rain13K", "rain100h": "Rain100H"}
 def find_layout(folder: Path) -> tuple[str, dict[str, Path], dict[str, Path], list[str]] | None:
     """(layout, degraded index, clear index, duplicate files) for the first layout ``folder`` holds."""
     for deg_name, clr_name in (("input", "target"), ("inputcrop", "cleancrop")):
-        d = child_dir(folder, deg_name)
-        if d is not None and image_files(d):
-            c = child_dir(folder, clr_name)
-            deg, dd = index_by(image_files(d))
-            clr, cd = index_by(image_files(c)) if c is not None else ({}, [])
+        d = dv.child_dir(folder, deg_name)
+        if d is not None and dv.image_files(d):
+            c = dv.child_dir(folder, clr_name)
+            deg, dd = dv.index_by(dv.image_files(d))
+            clr, cd = dv.index_by(dv.image_files(c)) if c is not None else ({}, [])
             return f"{deg_name}/ + {clr_name}/", deg, clr, dd + cd
     for d, c, name in ((folder, folder, "rain-NNN + norain-NNN"),
-                       (child_dir(folder, "rain"), child_dir(folder, "norain"), "rain/ + norain/")):
+                       (dv.child_dir(folder, "rain"), dv.child_dir(folder, "norain"), "rain/ + norain/")):
         if d is None:
             continue
-        deg, dd = index_by(image_files(d), r"rain-(.+)")
+        deg, dd = dv.index_by(dv.image_files(d), r"rain-(.+)")
         if deg:
-            clr, cd = index_by(image_files(c), r"norain-(.+)") if c is not None else ({}, [])
+            clr, cd = dv.index_by(dv.image_files(c), r"norain-(.+)") if c is not None else ({}, [])
             return name, deg, clr, dd + cd
     return None
 
 
-def listing(name: str, root: Path, expected: int | None, split: str) -> Listing:
+def listing(name: str, root: Path, expected: int | None, split: str) -> dv.Listing:
     """Find ``name``'s layout under ``root`` (or a known subfolder of it) without checking anything."""
     root = Path(root).expanduser()
     label = LABELS[name]
     if not root.is_dir():
-        raise missing_root(label, root, LAYOUT)
-    folder = resolve_root(root, lambda f: find_layout(f) is not None, ALIASES[name])
+        raise dv.missing_root(label, root, LAYOUT)
+    folder = dv.resolve_root(root, lambda f: find_layout(f) is not None, ALIASES[name])
     if folder is None:
-        raise no_layout(label, root, LAYOUT)
+        raise dv.no_layout(label, root, LAYOUT)
     layout, deg, clr, dups = find_layout(folder)  # type: ignore[misc]
-    return Listing(name, split, folder, layout, deg, clr, expected, duplicates=dups, title=label)
+    return dv.Listing(name, split, folder, layout, deg, clr, expected, duplicates=dups, title=label)
 
 
 def _only(split: str, allowed: str, label: str) -> None:
@@ -87,7 +75,7 @@ def rain13k(root: Path, split: str = "train", limit: int | None = None, *, stric
     """Rain13K's 13,712 training pairs."""
     _only(split, "train", "Rain13K")
     ls = listing("rain13k", root, RAIN13K_PAIRS, split)
-    return checked_set(ls, limit, require_clear=require_clear, strict_counts=strict_counts)
+    return dv.checked_set(ls, limit, require_clear=require_clear, strict_counts=strict_counts)
 
 
 @DATASETS.register("rain100h", task="deraining", role="test", expected=RAIN100H_PAIRS,
@@ -98,14 +86,14 @@ def rain100h(root: Path, split: str = "test", limit: int | None = None, *, stric
     """Rain100H's 100 test pairs."""
     _only(split, "test", "Rain100H")
     ls = listing("rain100h", root, RAIN100H_PAIRS, split)
-    return checked_set(ls, limit, require_clear=require_clear, strict_counts=strict_counts)
+    return dv.checked_set(ls, limit, require_clear=require_clear, strict_counts=strict_counts)
 
 
-@register_verifier("rain13k")
-def verify_rain13k(root: Path, deep: bool = True, strict_counts: bool = True) -> VerifyReport:
-    return check_listing(listing("rain13k", root, RAIN13K_PAIRS, "train"), strict_counts=strict_counts, deep=deep)
+@dv.register_verifier("rain13k")
+def verify_rain13k(root: Path, deep: bool = True, strict_counts: bool = True) -> dv.VerifyReport:
+    return dv.check_listing(listing("rain13k", root, RAIN13K_PAIRS, "train"), strict_counts=strict_counts, deep=deep)
 
 
-@register_verifier("rain100h")
-def verify_rain100h(root: Path, deep: bool = True, strict_counts: bool = True) -> VerifyReport:
-    return check_listing(listing("rain100h", root, RAIN100H_PAIRS, "test"), strict_counts=strict_counts, deep=deep)
+@dv.register_verifier("rain100h")
+def verify_rain100h(root: Path, deep: bool = True, strict_counts: bool = True) -> dv.VerifyReport:
+    return dv.check_listing(listing("rain100h", root, RAIN100H_PAIRS, "test"), strict_counts=strict_counts, deep=deep)

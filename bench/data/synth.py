@@ -255,36 +255,30 @@ def _finish(name: str, folder: Path, counts: dict[str, int], files: int, seed: i
     return SynthResult(name, folder, counts, files, time.perf_counter() - t0)
 
 
-@SYNTHS.register("rain13k", summary="train/Rain13K/{input,target}/N.jpg at Rain13K's sizes (see RAIN13K_PARTS)")
-def synth_rain13k(root: Path, count: int | None = None, seed: int = 0) -> SynthResult:
+def _paired_rain(root: Path, name: str, sizes: list[tuple[int, int]], split: str, ext: str, seed: int,
+                 bank_seed: int) -> SynthResult:
+    """Rain13K / Rain100H: ``input/`` + ``target/`` with equal names, rain streaks over a smooth scene."""
     t0 = time.perf_counter()
-    folder = _prepare(root, "rain13k", seed)
+    folder = _prepare(root, name, seed)
     (folder / "input").mkdir()
     (folder / "target").mkdir()
-    bank = streak_bank(seed)
-    sizes = rain13k_sizes(count)
+    bank = streak_bank(bank_seed)
     for i, (w, h) in enumerate(sizes):
-        rng = _rng(seed, "rain13k", i)
+        rng = _rng(seed, name, i)
         clean = scene(w, h, rng)
-        save(add_rain(clean, bank, rng), folder / "input" / f"{i + 1}.jpg")
-        save(clean, folder / "target" / f"{i + 1}.jpg")
-    return _finish("rain13k", folder, {"train": len(sizes)}, 2 * len(sizes), seed, t0)
+        save(add_rain(clean, bank, rng), folder / "input" / f"{i + 1}{ext}")
+        save(clean, folder / "target" / f"{i + 1}{ext}")
+    return _finish(name, folder, {split: len(sizes)}, 2 * len(sizes), seed, t0)
+
+
+@SYNTHS.register("rain13k", summary="train/Rain13K/{input,target}/N.jpg at Rain13K's sizes (see RAIN13K_PARTS)")
+def synth_rain13k(root: Path, count: int | None = None, seed: int = 0) -> SynthResult:
+    return _paired_rain(root, "rain13k", rain13k_sizes(count), "train", ".jpg", seed, seed)
 
 
 @SYNTHS.register("rain100h", summary="test/Rain100H/{input,target}/N.png, 481 x 321 (34 portrait)")
 def synth_rain100h(root: Path, count: int | None = None, seed: int = 0) -> SynthResult:
-    t0 = time.perf_counter()
-    folder = _prepare(root, "rain100h", seed)
-    (folder / "input").mkdir()
-    (folder / "target").mkdir()
-    bank = streak_bank(seed + 1)
-    sizes = rain100h_sizes(count)
-    for i, (w, h) in enumerate(sizes):
-        rng = _rng(seed, "rain100h", i)
-        clean = scene(w, h, rng)
-        save(add_rain(clean, bank, rng), folder / "input" / f"{i + 1}.png")
-        save(clean, folder / "target" / f"{i + 1}.png")
-    return _finish("rain100h", folder, {"test": len(sizes)}, 2 * len(sizes), seed, t0)
+    return _paired_rain(root, "rain100h", rain100h_sizes(count), "test", ".png", seed, seed + 1)
 
 
 @SYNTHS.register("dense_haze", summary="Dense_Haze_NTIRE19/{hazy,GT}/NN_hazy.png, NN_GT.png, 1600 x 1200")

@@ -197,13 +197,17 @@ class GraphBuilder:
         cfg["speed"] = self.speed.hashed()
         params: dict[str, Any] = {"speed": self.speed.as_dict()}
         if has_prior_term(terms):
-            prior = self.prior_job()
-            if prior is not None:
-                inputs["prior"] = prior
-            else:
-                cfg["prior"] = self.prior.identity()
-                params["prior_path"] = self.prior.path_param()
+            self.attach_prior(cfg, inputs, params)
         return Job("train", cfg, inputs, label=f"train:{row.name}+{loss_set}/seed{seed}", params=params)
+
+    def attach_prior(self, cfg: dict[str, Any], inputs: dict[str, Job], params: dict[str, Any]) -> None:
+        """The job reads the prior: the smoke prior job as an input, or a file by content (path in params)."""
+        prior = self.prior_job()
+        if prior is not None:
+            inputs["prior"] = prior
+        else:
+            cfg["prior"] = self.prior.identity()
+            params["prior_path"] = self.prior.path_param()
 
     def eval_job(self, row: RowSpec, loss_set: str, seed: int, train: Job, metrics: tuple[str, ...],
                  select: str = "last") -> Job:
@@ -221,13 +225,9 @@ def zero_shot_job(g: GraphBuilder, data: DataRef, restorer: str, metrics: tuple[
     cfg: dict[str, Any] = {"profile": g.profile.name, "restorer": restorer, "task": data.task,
                            "steps": g.profile.zero_shot_steps, "settings": {}, "seed": seed, "metrics": list(metrics),
                            "convention": convention}
-    inputs, params = {"data": test}, {}
-    prior = g.prior_job()
-    if prior is not None:
-        inputs["prior"] = prior
-    else:
-        cfg["prior"] = g.prior.identity()
-        params["prior_path"] = g.prior.path_param()
+    inputs: dict[str, Job] = {"data": test}
+    params: dict[str, Any] = {}
+    g.attach_prior(cfg, inputs, params)
     return Job("zero_shot", cfg, inputs, label=f"zero-shot:{restorer}/{data.task}", params=params)
 
 

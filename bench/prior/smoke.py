@@ -10,31 +10,16 @@ from typing import Any
 
 import torch
 
-from bench.prior.adm import ADMUNet, create_adm
+from bench.prior.adm import ADM256_UNCOND_KWARGS, ADMUNet, create_adm
 
 
 def smoke_prior_kwargs(image_size: int = 32) -> dict[str, Any]:
     """``create_adm`` kwargs of the smoke prior at ``image_size`` (a multiple of 8)."""
     if image_size % 8:
         raise ValueError(f"the smoke prior's image_size must be a multiple of 8, got {image_size}")
-    return dict(
-        image_size=image_size,
-        num_channels=32,
-        num_res_blocks=2,
-        channel_mult="1,2,2,2",
-        learn_sigma=True,
-        class_cond=False,
-        use_checkpoint=False,
-        attention_resolutions=f"{image_size // 4},{image_size // 8}",
-        num_heads=1,
-        num_head_channels=32,
-        num_heads_upsample=-1,
-        use_scale_shift_norm=True,
-        dropout=0.0,
-        resblock_updown=True,
-        use_fp16=False,
-        use_new_attention_order=False,
-    )
+    return {**ADM256_UNCOND_KWARGS, "image_size": image_size, "num_channels": 32, "num_res_blocks": 2,
+            "channel_mult": "1,2,2,2", "attention_resolutions": f"{image_size // 4},{image_size // 8}",
+            "num_heads": 1, "num_head_channels": 32, "use_checkpoint": False}
 
 
 #: The smoke prior: 32x32, widths 32/64, 2,777,574 parameters.
