@@ -88,9 +88,9 @@ def test_dry_run_prints_graph_with_statuses(capsys, monkeypatch, tmp_path: Path)
     code, out = run_cli(["run", "--table", "1", "--dry-run", "--runs-dir", str(tmp_path)], capsys, monkeypatch)
     assert code == 0
     assert "job graph" in out and "pending" in out
-    assert "render:table1" in out and "prior:smoke" in out
-    # 3 data + 1 prior + 12 train + 12 eval + 1 render
-    assert "0 done, 29 pending, 0 stale" in out
+    assert "render:table1" in out and "prior:smoke" in out and "zero-shot:gdp_x0/lowlight" in out
+    # 3 data + 1 prior + 12 train + 12 eval + 3 GDP zero-shot restorations + 1 render
+    assert "0 done, 32 pending, 0 stale" in out
 
 
 def test_truncated_profile_uses_real_rain100h_and_labels_stand_ins(capsys, monkeypatch, tmp_path: Path) -> None:
