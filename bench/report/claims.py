@@ -197,13 +197,14 @@ def _order(path: Path) -> tuple[int, str]:
 def merged_claims(parts: list[str]) -> str:
     """``claims.md`` from the bodies of the ``claims_<target>.md`` files: the rules, then each section."""
     runs = [m.groups() for m in (MARKER.search(p) for p in parts) if m]
-    apart = sorted({run_kind(profile) for _, profile, comp in runs if comp == "false"})
+    apart = [run_kind(profile) for _, profile, comp in runs if comp == "false"]
+    kinds = "/".join(sorted(set(apart)))
     if not apart:
         prefix = ""
-    elif len(apart) < len(runs) or len(apart) > 1:
-        prefix = f"[partly {'/'.join(apart)} RUNS, not a reproduction: see each section] "
+    elif len(apart) < len(runs):
+        prefix = f"[partly {kinds} RUNS, not a reproduction: see each section] "
     else:
-        prefix = f"[{apart[0]} RUN, not a reproduction] "
+        prefix = f"[{kinds} RUN{'S' if '/' in kinds else ''}, not a reproduction] "
     out = [f"# {prefix}The paper's quantitative claims and our verdicts", "",
            f"Paper: {PAPER_CITATION}. One line per claim: the paper's value, ours with its 95% interval, and a "
            f"verdict ({', '.join(VERDICTS)}). Each section is written by its table's render job "

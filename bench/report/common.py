@@ -72,14 +72,21 @@ def footer(results: pd.DataFrame, profile: str) -> list[str]:
     ]
 
 
+def matching(frame: pd.DataFrame, match: dict[str, object]) -> pd.Series:
+    """The rows of ``frame`` whose columns equal ``match`` (compared as text; a missing column matches nothing)."""
+    mask = pd.Series(True, index=frame.index)
+    for k, v in match.items():
+        if k not in frame:
+            return pd.Series(False, index=frame.index)
+        mask &= frame[k].astype(str).to_numpy() == str(v)
+    return mask
+
+
 def values(results: pd.DataFrame, metric: str, **match: object) -> list[float]:
     """Our values of ``metric`` (one per seed) in the rows matching ``match`` (compared as text)."""
     if metric not in results:
         return []
-    sel = results
-    for k, v in match.items():
-        sel = sel[sel[k].astype(str) == str(v)]
-    return [float(x) for x in sel[metric].dropna().tolist()]
+    return [float(x) for x in results.loc[matching(results, match), metric].dropna().tolist()]
 
 
 def set_sizes(results: pd.DataFrame, metric: str, **match: object) -> list[int]:
@@ -87,11 +94,8 @@ def set_sizes(results: pd.DataFrame, metric: str, **match: object) -> list[int]:
     col = f"{metric}_n"
     if col not in results or metric not in results:
         return []
-    sel = results
-    for k, v in match.items():
-        sel = sel[sel[k].astype(str) == str(v)]
-    sel = sel[sel[metric].notna()]
-    return [int(x) for x in pd.to_numeric(sel[col], errors="coerce").dropna().tolist()]
+    sel = results.loc[matching(results, match) & results[metric].notna(), col]
+    return [int(x) for x in pd.to_numeric(sel, errors="coerce").dropna().tolist()]
 
 
 def cell_of(results: pd.DataFrame, col: MetricCol, paper: float | None = None, **match: object) -> Cell:

@@ -12,24 +12,16 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.evaluate.stats import PairedGain, paired_gain, set_gain
-from bench.report.common import set_sizes
+from bench.report.common import matching, set_sizes
 from bench.report.layout import Diff, GainRow, MetricCol
-
-
-def _select(frame: pd.DataFrame, match: dict[str, object]) -> pd.DataFrame:
-    for k, v in match.items():
-        if k not in frame:
-            return frame.iloc[0:0]
-        frame = frame[frame[k].astype(str) == str(v)]
-    return frame
 
 
 def per_seed(per_image: pd.DataFrame, metric: str, **match: object) -> dict[int, pd.Series]:
     """{seed: values of ``metric`` by image id} of the one input per seed that ``match`` selects."""
     if metric not in per_image:
         return {}
-    sel = _select(per_image, match)
-    sel = sel[pd.to_numeric(sel[metric], errors="coerce").notna()]
+    mask = matching(per_image, match) & pd.to_numeric(per_image[metric], errors="coerce").notna()
+    sel = per_image.loc[mask, ["input", "seed", "image_id", metric]]
     out = {}
     for seed, part in sel.groupby(sel["seed"].astype(int)):
         if part["input"].nunique() > 1:
@@ -40,9 +32,10 @@ def per_seed(per_image: pd.DataFrame, metric: str, **match: object) -> dict[int,
 
 
 def _set_values(results: pd.DataFrame, metric: str, match: dict[str, object]) -> dict[int, float]:
-    sel = _select(results, match) if metric in results else results.iloc[0:0]
-    sel = sel[pd.to_numeric(sel[metric], errors="coerce").notna()] if metric in sel else sel
-    return {int(s): float(v) for s, v in zip(sel["seed"], sel[metric])} if len(sel) else {}
+    if metric not in results:
+        return {}
+    sel = results.loc[matching(results, match) & pd.to_numeric(results[metric], errors="coerce").notna()]
+    return {int(s): float(v) for s, v in zip(sel["seed"], sel[metric])}
 
 
 def gain(results: pd.DataFrame, per_image: pd.DataFrame | None, col: MetricCol, a: dict[str, object],

@@ -35,9 +35,11 @@ def target_rows(target: str, seeds: int = 1) -> list[tuple[str, dict[str, Any], 
 
 
 def constructed(target: str, seeds: int = 1, n_images: int = 16, profile: str = "paper", subset: str = "full",
-                effect: float = 1.0, fid_n: int = 12, rng_seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(results, per_image) of ``target`` with ``effect`` times :data:`EFFECT` on the better rows."""
+                effect: float = 1.0, fid_n: int | None = None, rng_seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(results, per_image) of ``target`` with ``effect`` times :data:`EFFECT` on the better rows (FID and KID on
+    ``fid_n`` images, by default the ``n_images`` test images)."""
     rng = np.random.default_rng(rng_seed)
+    fid_n = n_images if fid_n is None else fid_n
     image_base = {m: rng.normal(0, 1, n_images) for m in IMAGE_METRICS}
     results, per_image = [], []
     for name, spec, kind in target_rows(target, seeds):
