@@ -17,7 +17,14 @@ import pytest
 from support.constructed import constructed
 
 from bench.evaluate.compare import bootstrap_ci
-from bench.evaluate.stats import Z95, crossed_bootstrap_ci, paired_gain, seeds_needed, seeds_needed_frames
+from bench.evaluate.stats import (
+    Z95,
+    crossed_bootstrap_ci,
+    paired_gain,
+    seeds_needed,
+    seeds_needed_files,
+    seeds_needed_frames,
+)
 from bench.paper import table1, table4
 from bench.report.formats import to_latex, to_markdown
 
@@ -143,7 +150,7 @@ def test_seeds_needed_by_hand() -> None:
     assert seeds_needed(d, 1.0).seeds is None and plan.floor == pytest.approx(Z95 * math.sqrt(1 / 3))
 
 
-def test_seeds_needed_from_one_seed_is_a_lower_bound() -> None:
+def test_seeds_needed_from_one_seed_is_a_lower_bound(tmp_path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, 16)
     x = (x - x.mean()) / x.std(ddof=1)  # s_d = 1 exactly
@@ -155,6 +162,15 @@ def test_seeds_needed_from_one_seed_is_a_lower_bound() -> None:
     a = pd.DataFrame({"image_id": [str(i) for i in range(16)], "seed": 0, "psnr": 20.0})
     b = a.assign(psnr=20.0 + x)
     assert seeds_needed_frames(a, b, "psnr", 0.25).seeds == 4
+    # from per-image CSVs, one per seed and row (seed 1 repeats seed 0 shifted: a pure seed effect of +-0.1)
+    paths = {}
+    for side, frame in (("a", a), ("b", b)):
+        for k, shift in ((0, -0.05), (1, 0.05)):
+            paths.setdefault(side, []).append(tmp_path / f"{side}{k}.csv")
+            frame.assign(seed=k, psnr=frame["psnr"] + (shift if side == "b" else 0.0)).to_csv(paths[side][-1])
+    plan = seeds_needed_files(paths["a"], paths["b"], "psnr", 0.25)
+    assert plan.n_seeds == 2 and plan.v_resid == pytest.approx(0.0, abs=1e-12)
+    assert plan.v_seed == pytest.approx(0.005) and plan.v_image == pytest.approx(1.0)  # var(+-0.05) = 0.005
 
 
 @pytest.mark.parametrize("fid_n, compared", [(16, False), (10_000, True)])

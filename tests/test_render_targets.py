@@ -107,3 +107,39 @@ def test_gather_per_image_keeps_each_inputs_rows_and_metrics(tmp_path: Path) -> 
     assert "fid" not in frame.columns  # set-level: in the results only, with its N
     assert results["fid_n"].eq(16).all()
     assert frame["image_id"].map(type).eq(str).all()
+
+
+def test_experiment_file_rows_are_compared_with_their_without_diffloss_partner() -> None:
+    """A user's rows: diffloss against l2, l1+diffloss against l1 (bench.experiment.losses.WITHOUT_DIFFLOSS), any
+    other loss set against l2 when the row has it, else the row's first loss set; the reference gets no Δ row."""
+    import numpy as np
+
+    from bench.report.experiment import layout
+
+    rows = {"TinyNet": ["l2", "l1", "l1+diffloss", "diffloss", "strong"], "Other": ["mine", "theirs"]}
+    effect = {"l2": 0.0, "l1": 0.2, "l1+diffloss": 1.2, "diffloss": 1.0, "strong": 0.5, "mine": 0.0, "theirs": 2.0}
+    results, frames = [], []
+    base = np.linspace(14.0, 18.0, 10)
+    noise = np.tile([0.1, -0.1], 5)
+    for label, sets in rows.items():
+        for i, ls in enumerate(sets):
+            name = f"{label}.{ls}"
+            spec = {"data": "Own data", "label": label, "loss_set": ls, "select": "last", "seed": 0}
+            vals = base + effect[ls] + (noise if i % 2 else -noise)
+            frames.append(pd.DataFrame({"input": name, "image_id": [f"{j}" for j in range(10)], "psnr": vals, **spec}))
+            results.append({"input": name, **spec, "psnr": vals.mean(), "psnr_n": 10, "subset": "full",
+                            "dataset": "own", "git_sha": "abc1234", "git_dirty": False, "device": "cpu:x"})
+    cfg = {"experiment": "exp", "title": "Mine", "profile": "paper", "metrics": ["psnr"]}
+    md = to_markdown(layout(pd.DataFrame(results), cfg, pd.concat(frames, ignore_index=True)))
+    lines = md.splitlines()
+
+    def delta_after(row: str) -> str:
+        i = lines.index(next(ln for ln in lines if ln.startswith(f"| {row} |")))
+        return lines[i + 1] if lines[i + 1].startswith("| ↳") else ""
+
+    assert delta_after("TinyNet / l2") == "" and delta_after("Other / mine") == ""
+    assert delta_after("TinyNet / diffloss").startswith("| ↳ Δ vs TinyNet / l2 | +1.00 [")
+    assert delta_after("TinyNet / l1+diffloss").startswith("| ↳ Δ vs TinyNet / l1 | +1.00 [")
+    assert delta_after("TinyNet / strong").startswith("| ↳ Δ vs TinyNet / l2 | +0.50 [")
+    assert delta_after("TinyNet / l1").startswith("| ↳ Δ vs TinyNet / l2 | +0.20 [")
+    assert delta_after("Other / theirs").startswith("| ↳ Δ vs Other / mine | +2.00 [")

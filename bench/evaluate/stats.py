@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -287,3 +288,17 @@ def seeds_needed_frames(a: pd.DataFrame, b: pd.DataFrame, metric: str, gain: flo
 
     d, _, _, _ = diff_matrix(by_seed(a), by_seed(b))
     return seeds_needed(d, gain)
+
+
+def seeds_needed_files(a: list[Path], b: list[Path], metric: str, gain: float) -> SeedPlan:
+    """:func:`seeds_needed` from per-image CSVs (``per_image.csv`` of each seed's evaluation, A's and B's).
+
+    Each file's rows carry their ``seed`` (bench's provenance columns); several files per side are
+    the seeds of one row. Rows are paired by image id and seed.
+    """
+    from bench.evaluate.compare import read_results
+
+    def frame(paths: list[Path]) -> pd.DataFrame:
+        return pd.concat([read_results(p) for p in paths], ignore_index=True)
+
+    return seeds_needed_frames(frame(a), frame(b), metric, gain)

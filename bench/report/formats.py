@@ -117,7 +117,8 @@ def notes(layout: Layout) -> list[str]:
     lines = [ln for sec in layout.sections for ln in sec.lines]
     if any(ln.gains for ln in lines):
         out.append(METHOD)
-        out.append("a difference whose interval holds 0 is \"n.s.\", never a gain; bold marks the best of our "
+        out.append("a difference whose interval holds 0 is \"n.s.\", never a gain; in a Δ row the paper column "
+                   "holds the paper's own difference and Δ ours minus it (same n/c rules); bold marks the best of our "
                    "trained rows, never a Δ row.")
     for col in layout.metrics:
         shown = [ln.cells[col.key] for ln in lines if col.key in ln.cells and ln.cells[col.key].mean is not None]
