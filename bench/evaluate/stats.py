@@ -48,7 +48,8 @@ METHOD = (f"Δ rows: paired difference B − A on the same test images (seed k o
           f"{BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED} (one seed: images resampled; K > 1 seeds: "
           "seeds and images resampled, crossed: one image draw serves every drawn seed, since every seed is "
           "tested on the same images); Wilcoxon signed-rank p (two-sided, zero differences dropped) and W/T/L "
-          "(images where B is better / equal / worse) on each image's difference averaged over seeds. "
+          "(images where B is better / equal / worse) on each image's difference averaged over seeds, so they "
+          "see the images only: with K > 1 a tiny p beside an interval holding 0 means the seeds disagree. "
           "\"better\" / \"worse\": the interval excludes 0 in that direction; \"n.s.\": it holds 0. Set-level "
           "metrics (FID, KID): the difference of the set values only, no interval (one value per test set).")
 
