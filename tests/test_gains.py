@@ -138,16 +138,39 @@ def test_crossed_bootstrap_keeps_its_coverage_where_nested_does_not() -> None:
 
 
 def test_seeds_needed_by_hand() -> None:
-    # K = 2 seeds x n = 3 images with no interaction: image means 2, 3, 4 (variance 1), seed means 2, 4 (variance 2)
-    d = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    # K = 2 seeds x n = 6 images, no interaction: image means 2, 3, 4, 2, 3, 4 (variance 0.8), seed means 2, 4 (2)
+    d = np.array([[1.0, 2.0, 3.0, 1.0, 2.0, 3.0], [3.0, 4.0, 5.0, 3.0, 4.0, 5.0]])
     plan = seeds_needed(d, 1.5)
     assert plan.v_resid == pytest.approx(0.0, abs=1e-12)
-    assert plan.v_image == pytest.approx(1.0) and plan.v_seed == pytest.approx(2.0)
-    # h(K) = 1.96 sqrt(1/3 + 2/K) < 1.5  <=>  K > 2 / ((1.5/1.96)^2 - 1/3) = 7.92
-    assert plan.seeds == 8 and not plan.lower_bound
-    assert plan.half_width(8) < 1.5 < plan.half_width(7)
-    # the image term alone, 1.96 sqrt(1/3) = 1.13, is wider than a gain of 1.0: no number of seeds resolves it
-    assert seeds_needed(d, 1.0).seeds is None and plan.floor == pytest.approx(Z95 * math.sqrt(1 / 3))
+    assert plan.v_image == pytest.approx(0.8) and plan.v_seed == pytest.approx(2.0)
+    # h(K) = 1.96 sqrt(0.8/6 + 2/K) < 1.5  <=>  K > 2 / ((1.5/1.96)^2 - 0.8/6) = 4.42
+    assert plan.seeds == 5 and not plan.lower_bound and plan.testable
+    assert plan.half_width(5) < 1.5 < plan.half_width(4)
+    # the image term alone, 1.96 sqrt(0.8/6) = 0.716, is wider than a gain of 0.7: no number of seeds resolves it
+    assert seeds_needed(d, 0.7).seeds is None and plan.floor == pytest.approx(Z95 * math.sqrt(0.8 / 6))
+    # five images can never give a gain (the signed-rank test's smallest p is 0.0625), whatever the spread
+    five = seeds_needed(d[:, :5], 1.5)
+    assert not five.testable and five.seeds is None and five.seeds_80 is None
+
+
+def test_few_images_never_show_a_gain_on_the_interval_alone() -> None:
+    """Under no effect the percentile interval of n = 5 normal differences excludes 0 far more often than 5% of
+    the time; requiring the signed-rank p < 0.05 as well brings "better" / "worse" back below 5%."""
+    rng = np.random.default_rng(0)
+    for n, interval_rate in ((5, 0.12), (15, 0.065)):
+        interval_only = both = 0
+        reps = 400
+        for _ in range(reps):
+            a, b = {0: _series(np.zeros(n))}, {0: _series(rng.normal(0, 1, n))}
+            g = paired_gain(a, b, lower_better=False, resamples=2000)
+            interval_only += g.low > 0 or g.high < 0
+            both += g.direction != "n.s."
+        assert interval_only / reps > interval_rate, (n, interval_only / reps)
+        assert both / reps <= 0.06, (n, both / reps)
+    # five images all better by a clear margin: the interval excludes 0, the test cannot, so "n.s."
+    a, b = {0: _series(np.zeros(5))}, {0: _series(np.array([0.3, 0.4, 0.5, 0.6, 0.7]))}
+    g = paired_gain(a, b, lower_better=False)
+    assert g.low > 0 and g.p_value == pytest.approx(0.0625) and g.direction == "n.s."
 
 
 def test_seeds_needed_from_one_seed_is_a_lower_bound(tmp_path) -> None:

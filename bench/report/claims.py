@@ -26,9 +26,10 @@ MARKER = re.compile(r"<!-- claims target=(\S+) profile=(\S+) comparable=(true|fa
 
 RULES = [
     "Gain claims (the paper's row B beats its row A on a metric): ours is the paired difference B − A over the "
-    "same test images (method below). reproduced: our 95% interval excludes 0 in the paper's direction; "
-    "contradicted: it excludes 0 in the other direction; not significant: it holds 0. The verdict is about the "
-    "direction; \"why\" says whether the paper's own difference lies inside our interval.",
+    "same test images (method below). reproduced: our 95% interval excludes 0 in the paper's direction and the "
+    "Wilcoxon p < 0.05; contradicted: both say the other direction; not significant: otherwise (the interval holds "
+    "0, or the test does not reach 0.05, as it never can on Dense-Haze's 5 test images with one seed). The verdict "
+    "is about the direction; \"why\" says whether the paper's own difference lies inside our interval.",
     "Ordering claims (the paper's rows ordered on a metric, e.g. DiffLoss best of four, or (c) > (b) > (a)): each "
     "listed pair is a gain claim. reproduced: every pair reproduced; contradicted: any pair contradicted; "
     "not significant: otherwise (the order may hold in the means, but some interval holds 0).",
@@ -128,6 +129,8 @@ def _cell(text: str) -> str:
 
 def _k_text(k: int | None, plan: SeedPlan, target: float) -> str:
     if k is None:
+        if not plan.testable:
+            return f"never (n = {plan.n_images})"
         return "never" if plan.floor >= target else f"> {MAX_SEEDS}"
     return f"≥ {k}" if plan.lower_bound else str(k)
 
@@ -148,7 +151,9 @@ def seeds_section(verdicts: list[Verdict], comparable: bool = True) -> list[str]
            "of that size would exclude 0); for 80% power, h(K) < |gain| · 1.96 / (1.96 + 0.84). With K = 1 only "
            "s_d (the sd of d) is measured: h(K) = 1.96 · s_d / sqrt(n K) gives the fewest seeds that could do "
            "(\"≥\"), since an unmeasured seed spread only adds. \"never\": the image term alone is wider than the "
-           "gain on this test set (more test images, not seeds, would be needed).", "",
+           "gain on this test set, or (\"never (n = 5)\") the test set is too small for the signed-rank test a gain "
+           "also needs to reach p < 0.05 (n ≤ 5 images: smallest p 2 / 2^n); more test images, not seeds, would be "
+           "needed.", "",
            "| claim | paper's gain | n | K | s_d | v_image / v_seed / v_resid | h now | seeds (95% excl. 0) | "
            "seeds (80% power) |", "|---|---|---|---|---|---|---|---|---|"]
     for v in planned:

@@ -8,7 +8,7 @@ with the paper ("N<10000") nor bold.
 
 Under a line with gain rows comes one sub-row per partner: our paired difference with its
 interval, Wilcoxon p and W/T/L in the "ours" column ("better" / "worse" only when the interval
-excludes 0 that way, else "n.s."), the paper's own difference in the "paper" column and their
+excludes 0 that way and p < 0.05, else "n.s."), the paper's own difference in the "paper" column and their
 difference in the "Δ" column, under the same n/c rules.
 """
 
