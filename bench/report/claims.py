@@ -32,11 +32,11 @@ RULES = [
     "is about the direction; \"why\" says whether the paper's own difference lies inside our interval.",
     "Ordering claims (the paper's rows ordered on a metric, e.g. DiffLoss best of four, or (c) > (b) > (a)): each "
     "listed pair is a gain claim. reproduced: every pair reproduced; contradicted: any pair contradicted; "
-    "not significant: otherwise (the order may hold in the means, but some interval holds 0).",
+    "not significant: otherwise (the order may hold in the means, but some pair is not significant).",
     "Figure 7's best gamma (the paper: \"optimal performance with loss weight gamma in [0.0005, 0.005]\", "
     "0.001 chosen): the best in-range gamma by our mean PSNR against the best out-of-range gamma (0 or 0.01), "
-    "paired: reproduced if the in-range one is better with an interval excluding 0, contradicted if the "
-    "out-of-range one is, not significant otherwise.",
+    "paired, as a gain claim: reproduced if the in-range one is better (interval excluding 0, p < 0.05), "
+    "contradicted if the out-of-range one is, not significant otherwise.",
     "not testable: a set-level metric (FID: one value per test set, no per-image interval; below N = 10,000 not "
     "comparable with the paper's at all) or a single paired image.",
     "not run: the rows a claim needs are not in this run (why: e.g. --baseline kept other rows).",
