@@ -175,6 +175,10 @@ def execute(graph: Job, st: RunStore, device: str = "cpu", force: bool = False, 
 
 
 def publish(render: Job, st: RunStore, target: Path) -> list[Path]:
+    """Copy the render job's files to ``target`` (each atomically), then rewrite ``claims.md`` from every
+    ``claims_<target>.md`` there, so it covers each table published so far (``bench.report.claims``)."""
+    from bench.report.claims import merge_claims
+
     rec = st.done_record(render)
     if rec is None:
         raise BenchError(f"Render job {render.key} has not finished; nothing to publish.")
@@ -190,4 +194,5 @@ def publish(render: Job, st: RunStore, target: Path) -> list[Path]:
             with atomic_path(dst) as tmp:
                 shutil.copyfile(src, tmp)
             out.append(dst)
-    return out
+        merged = merge_claims(target) if any(n.startswith("claims_") for n in rec["result"]["files"]) else None
+    return [*out, merged] if merged is not None else out

@@ -94,10 +94,11 @@ def _summary_of(base: Path, config_hash: str) -> pd.DataFrame:
     return pd.read_csv(found, keep_default_na=False)
 
 
-def _section_rows(md: str, heading: str) -> list[list[str]]:
-    """The data rows (cells) of the Markdown table under ``## heading``."""
+def _section_rows(md: str, heading: str, deltas: bool = False) -> list[list[str]]:
+    """The data rows (cells) of the Markdown table under ``## heading``: its lines, or (``deltas``) its Δ sub-rows."""
     block = md.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0].split("\n---", 1)[0]
     lines = [ln for ln in block.strip().splitlines() if ln.startswith("|")][2:]
+    lines = [ln for ln in lines if ln.startswith("| ↳ Δ vs") == deltas]
     return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
 
 
@@ -118,6 +119,9 @@ def test_table2_smoke_end_to_end(smoke_all) -> None:
             assert r[2] == f"{prow.top1_v:.2f}" and r[5] == f"{prow.top1_r:.2f}"
             assert r[3] == r[6] == "n/c"
             assert 0.0 <= float(r[1].strip("*")) <= 100.0 and 0.0 <= float(r[4].strip("*")) <= 100.0
+        (delta,) = _section_rows(md, heading, deltas=True)  # w/ - w/o DiffLoss, paired over the restored images
+        assert delta[0] == "↳ Δ vs w/o DiffLoss" and "W/T/L" in delta[1] and "W/T/L" in delta[4]
+        assert delta[3] == delta[6] == "n/c"
     assert len(_section_rows(md, REFERENCE_TITLE)) == 4
     assert "fc layers trained from fresh" in md and "trained from scratch" in md
 

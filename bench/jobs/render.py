@@ -1,7 +1,9 @@
-"""render: gather every row's summary and write the experiment's layout (tables, figures) in the job folder.
+"""render: gather every row's summary and per-image values and write the experiment's layout in the job folder.
 
 The layout is looked up by name (``bench.registry.LAYOUTS``: each paper target's, or ``experiment`` for
-a user's file); the CLI then publishes the files to ``tables/`` (a copy, so a finished graph costs nothing).
+a user's file) and called as ``layout(results, ctx, per_image)``; the CLI then publishes the files to
+``tables/`` (a copy, so a finished graph costs nothing). The per-image values feed the paired gain
+rows and the claims (``bench.report.gains``, ``bench.report.claims``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.graph.job import JobContext, job_kind
+from bench.graph.job import JobContext, artifact_of, job_kind
 
 #: Provenance columns a rendered row keeps from its summary (the footer and the results CSV show them).
 KEPT = ("dataset", "subset", "git_sha", "git_dirty", "device", "config_hash", "profile")
@@ -36,10 +38,44 @@ def gather(ctx: JobContext) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _declares_per_image(ctx: JobContext, name: str) -> bool:
+    from bench.errors import BenchError
+
+    try:
+        artifact_of(ctx.job.inputs[name].kind, "per_image")
+    except BenchError:
+        return False
+    return True
+
+
+def gather_per_image(ctx: JobContext) -> pd.DataFrame:
+    """One row per (input, test image): the input's row description, ``image_id`` and its per-image metrics.
+
+    The metrics are those the input's summary names that its ``per_image`` table has as columns
+    (FID and KID are set-level: they are in ``gather``'s rows only). An input whose kind declares
+    no per-image table contributes nothing.
+    """
+    parts = []
+    for name, row in ctx.job.config["rows"].items():
+        if not _declares_per_image(ctx, name):
+            continue
+        metrics = [str(m) for m in ctx.table(name, "summary")["metric"]]
+        frame = ctx.table(name, "per_image", dtype={"image_id": str})
+        cols = [m for m in metrics if m in frame.columns]
+        part = pd.DataFrame({"image_id": frame["image_id"].astype(str),
+                             **{m: pd.to_numeric(frame[m], errors="coerce") for m in cols}})
+        part.insert(0, "input", name)
+        for k, v in row.items():
+            if k not in part.columns:
+                part[k] = v
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["input", "image_id"])
+
+
 @job_kind("render")
 def render_job(ctx: JobContext) -> dict[str, Any]:
     from bench.registry import LAYOUTS
 
     results = gather(ctx)
-    files = LAYOUTS.get(ctx.job.config["layout"])(results, ctx)
+    files = LAYOUTS.get(ctx.job.config["layout"])(results, ctx, gather_per_image(ctx))
     return {"files": list(files)}

@@ -61,19 +61,108 @@ def graph(g: GraphBuilder, seeds: int) -> Job:
     return render_job(EXPERIMENT, g.profile, rows, top1=top1)
 
 
+#: The gammas the paper calls optimal ("DiffLoss gets the optimal performance with loss weight gamma in
+#: [0.0005, 0.005]"; Sec. 4.3) and the one it chose.
+OPTIMAL_RANGE = (5e-4, 5e-3)
+CHOSEN_GAMMA = 1e-3
+
+
+def _columns() -> list[Any]:
+    from dataclasses import replace
+
+    from bench.report.common import PSNR, SSIM
+    from bench.report.layout import MetricCol
+
+    return [replace(PSNR, in_paper=False), replace(SSIM, in_paper=False),
+            MetricCol("top1_v", "Top-1 V (%)↑", True, "{:.2f}", in_paper=False)]
+
+
+def _gammas(results: pd.DataFrame) -> list[float]:
+    return sorted(_with_gamma(results)["gamma"].unique())
+
+
+def _match(gamma: float, select: str) -> dict[str, object]:
+    return {"loss_set": f"diffloss_gamma{gamma:g}", "select": select}
+
+
+def layout(results: pd.DataFrame, profile: str, reproduction: bool, per_image: pd.DataFrame | None = None) -> Any:
+    """Figure 7's numbers as a table (``figure7.md`` / ``.tex``): a line per gamma and checkpoint rule, and with
+    ``per_image`` a "Δ vs γ = 0" row under each gamma > 0 (the pixel loss alone is gamma = 0)."""
+    from bench.report.common import banner, cell_of, comparable, footer, subsets_of
+    from bench.report.gains import gain_row
+    from bench.report.layout import Layout, Line, Section
+
+    cols = _columns()
+    gammas = _gammas(results)
+    sections = []
+    for select, (_, _, name) in SELECTS.items():
+        lines = []
+        for g in gammas:
+            cells = {c.key: cell_of(results, c, **_match(g, select)) for c in cols}
+            gains = []
+            if g != 0 and 0.0 in gammas and per_image is not None:
+                gains.append(gain_row("γ = 0", results, per_image, cols, _match(0.0, select), _match(g, select)))
+            lines.append(Line(f"γ = {g:g}", "trained", cells, gains=gains))
+        sections.append(Section(f"MSBDN on Dense-Haze, {name}", lines))
+    subsets = subsets_of(results)
+    return Layout("figure7", f"Figure 7 in numbers: {EXPERIMENT.title.removeprefix('Figure 7: ')}", cols, sections,
+                  comparable(profile, reproduction, subsets), banner(profile, reproduction, subsets),
+                  [*footer(results, profile), "the paper prints no numbers for Figure 7 (a plot only): nothing here "
+                   "is compared with it except the best gamma (claims.md)."])
+
+
+def claims(results: pd.DataFrame, per_image: pd.DataFrame | None, profile: str, reproduction: bool) -> list[Any]:
+    """The paper's best gamma: optimal PSNR for gamma in [0.0005, 0.005] (the paper's rule; last iterate beside)."""
+    from bench.report.claims import Claim, order_verdict
+    from bench.report.common import PSNR, comparable, subsets_of
+    from bench.report.gains import gain
+
+    ok = comparable(profile, reproduction, subsets_of(results))
+    frame = _with_gamma(results)
+    lo, hi = OPTIMAL_RANGE
+    out = []
+    for select, rule in (("best:psnr", "the paper's rule: best PSNR snapshot"), ("last", "our addition: last iterate")):
+        claim = Claim(f"figure7.best_gamma.{select}",
+                      f"MSBDN on Dense-Haze: PSNR is best for γ in [{lo:g}, {hi:g}] ({rule})",
+                      f"optimum in [{lo:g}, {hi:g}], γ = {CHOSEN_GAMMA:g} chosen (plot only, no numbers)")
+        means = frame[(frame["select"] == select) & frame["psnr"].notna()].groupby("gamma")["psnr"].mean()
+        in_range = (means.index >= lo) & (means.index <= hi)
+        inside, outside = means[in_range], means[~in_range]
+        if per_image is None or inside.empty or outside.empty:
+            out.append(order_verdict(claim, [("in range vs out of range", None)], PSNR, ok,
+                                     missing="no per-image values" if per_image is None else
+                                     "gammas on both sides of the range are needed"))
+            continue
+        best_in, best_out = float(inside.idxmax()), float(outside.idxmax())
+        label = f"best in range γ = {best_in:g} vs best outside γ = {best_out:g}"
+        g = gain(results, per_image, PSNR, _match(best_out, select), _match(best_in, select))
+        verdict = order_verdict(claim, [(label, g)], PSNR, ok)
+        verdict.extra["best"] = f"{float(means.idxmax()):g}"
+        verdict.ours = f"best of all: γ = {float(means.idxmax()):g}; {verdict.ours}"
+        out.append(verdict)
+    return out
+
+
 @LAYOUTS.register("figure7")
-def render(results: pd.DataFrame, ctx: Any) -> list[str]:
-    """figure7.png/.pdf, figure7.txt (every value and what data it came from) and figure7_results.csv."""
+def render(results: pd.DataFrame, ctx: Any, per_image: pd.DataFrame | None = None) -> list[str]:
+    """figure7.png/.pdf, figure7.txt (every value and what data it came from), figure7.md/.tex (the numbers with the
+    paired Δ vs γ = 0 rows), figure7_results.csv and claims_figure7.md."""
     from bench.io import write_csv, write_text
-    from bench.report.common import banner, title_prefix
+    from bench.report.claims import write_claims
+    from bench.report.common import banner, comparable, subsets_of, title_prefix, write_outputs
 
     cfg = ctx.job.config
+    profile, reproduction = cfg["profile"], cfg["is_reproduction"]
     write_csv(ctx.out_dir / "figure7_results.csv", results)
     missing = "" if cfg.get("top1", True) else "CUB-200-2011 was not found under the data root"
-    files = figure7(results, ctx.out_dir, title_prefix(cfg["profile"], cfg["is_reproduction"]), top1_note=missing)
-    note = banner(cfg["profile"], cfg["is_reproduction"], sorted(set(results["subset"].astype(str))))
+    files = figure7(results, ctx.out_dir, title_prefix(profile, reproduction), top1_note=missing)
+    note = banner(profile, reproduction, sorted(set(results["subset"].astype(str))))
     write_text(ctx.out_dir / "figure7.txt", note + "\n" + figure7_caption(results, missing) + "\n")
-    return [f.name for f in files] + ["figure7_results.csv", "figure7.txt"]
+    tables = write_outputs(layout(results, profile, reproduction, per_image), ctx.out_dir, "figure7")
+    claims_file = write_claims(ctx.out_dir, "figure7", EXPERIMENT.title, claims(results, per_image, profile,
+                               reproduction), profile, comparable(profile, reproduction, subsets_of(results)))
+    return [f.name for f in files] + ["figure7_results.csv", "figure7.txt", *(p.name for p in tables), claims_file]
+
 
 #: How each checkpoint rule is drawn and named.
 SELECTS = {"best:psnr": ("o", "-", "best snapshot (paper's rule)"), "last": ("s", "--", "last iterate")}

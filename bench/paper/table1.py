@@ -11,16 +11,32 @@ training's measured ms per step and peak memory.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from bench.experiment.graph import GraphBuilder, render_job, train_and_evaluate, zero_shot_job
+from bench.experiment.losses import WITHOUT_DIFFLOSS
 from bench.experiment.spec import TASK_TITLES, DataRef, Experiment, RowSpec
 from bench.graph.job import Job
 from bench.paper import paper_numbers
 from bench.registry import LAYOUTS, PAPER
-from bench.report.common import FID, KID, LPIPS, PSNR, SSIM, banner, footer, subsets_of, values
+from bench.report.claims import Claim, Verdict, gain_verdict
+from bench.report.common import (
+    FID,
+    KID,
+    LPIPS,
+    PSNR,
+    SSIM,
+    banner,
+    cell_of,
+    comparable,
+    footer,
+    subsets_of,
+    values,
+)
+from bench.report.gains import gain, gain_row, per_seed
 from bench.report.layout import Cell, Layout, Line, MetricCol, Section
 
 BASELINES = {"dehazing": ("fsdgn", "mb_taylorformer"), "deraining": ("rcdnet", "efderain"),
@@ -51,36 +67,85 @@ def graph(g: GraphBuilder, seeds: int) -> Job:
     return render_job(EXPERIMENT, g.profile, rows)
 
 
-def layout(results: pd.DataFrame, profile: str, reproduction: bool) -> Layout:
+def _pairs(task: str) -> list[tuple[pd.Series, pd.Series]]:
+    """(w/o row, w/ row) of the paper's numbers per network of ``task``: rows that differ by DiffLoss alone."""
+    paper = paper_numbers("table1")
+    rows = paper[(paper.task == task) & (paper.kind == "trained")]
+    out = []
+    for _, w in rows.iterrows():
+        if w.loss in WITHOUT_DIFFLOSS:
+            wo = rows[(rows.baseline == w.baseline) & (rows.loss == WITHOUT_DIFFLOSS[w.loss])].iloc[0]
+            out.append((wo, w))
+    return out
+
+
+def _match(task: str, p: pd.Series) -> dict[str, object]:
+    return {"task": task, "baseline": p.baseline, "loss_set": p.loss}
+
+
+def layout(results: pd.DataFrame, profile: str, reproduction: bool, per_image: pd.DataFrame | None = None) -> Layout:
+    """The paper's rows per task; with ``per_image``, a "Δ vs w/o" row under each w/ DiffLoss line."""
     paper = paper_numbers("table1")
     extra = [c for c in (LPIPS, FID, KID) if c.key in results.columns]
-    metrics = [PSNR, SSIM] + [MetricCol(c.key, c.header, c.higher_better, c.fmt, in_paper=False) for c in extra]
+    metrics = [PSNR, SSIM] + [replace(c, in_paper=False) for c in extra]
     sections = []
     for task in BASELINES:
         lines = []
+        partners = {(w.baseline, w.loss): wo for wo, w in _pairs(task)}
         for _, p in paper[paper.task == task].iterrows():
             cells = {"psnr": Cell(paper=float(p.psnr)), "ssim": Cell(paper=float(p.ssim))}
+            gains = []
             if p.kind == "trained":
                 for col in metrics:
-                    cells.setdefault(col.key, Cell()).ours = values(results, col.key, task=task, baseline=p.baseline,
-                                                                    loss_set=p.loss)
+                    cells[col.key] = cell_of(results, col, cells.get(col.key, Cell()).paper, **_match(task, p))
+                wo = partners.get((p.baseline, p.loss))
+                if wo is not None and per_image is not None:
+                    gains.append(gain_row(wo.method, results, per_image, metrics, _match(task, wo), _match(task, p),
+                                          {m: float(p[m]) - float(wo[m]) for m in ("psnr", "ssim")}))
             note = "paper's number, not trained here" if p.kind == "reference" else ""
-            lines.append(Line(p.method, p.kind, cells, note))
+            lines.append(Line(p.method, p.kind, cells, note, gains))
         lines += _zero_shot_lines(results, task, metrics)
         sections.append(Section(TASK_TITLES[task], lines))
-    return Layout(1, EXPERIMENT.title, metrics, sections, reproduction and profile == "paper",
-                  banner(profile, reproduction, subsets_of(results)),
+    subsets = subsets_of(results)
+    return Layout(1, EXPERIMENT.title, metrics, sections, comparable(profile, reproduction, subsets),
+                  banner(profile, reproduction, subsets),
                   [*footer(results, profile), "zero-shot rows: diffusion as the restorer (no training), on the "
                    "run's own prior; they are never bold (bold marks the best trained row)."],
                   appendices=[cost_layout(results)])
+
+
+def claims(results: pd.DataFrame, per_image: pd.DataFrame | None, profile: str, reproduction: bool
+           ) -> list[Verdict]:
+    """Each Table 1 gain (PSNR and SSIM of every network with vs without DiffLoss), with how many seeds it needs."""
+    from bench.evaluate.stats import diff_matrix, seeds_needed
+
+    ok = comparable(profile, reproduction, subsets_of(results))
+    out = []
+    for task in BASELINES:
+        for wo, w in _pairs(task):
+            for col in (PSNR, SSIM):
+                d = float(w[col.key]) - float(wo[col.key])
+                claim = Claim(f"table1.{task}.{w.baseline}.{col.key}",
+                              f"{TASK_TITLES[task]}: DiffLoss raises {wo.method}'s {col.key.upper()}",
+                              f"{col.fmt.format(d) if d < 0 else '+' + col.fmt.format(d)} "
+                              f"({col.fmt.format(float(wo[col.key]))} → {col.fmt.format(float(w[col.key]))})")
+                g = gain(results, per_image, col, _match(task, wo), _match(task, w))
+                plan = None
+                if per_image is not None and g is not None and g.n_images > 1:
+                    m, _, _, _ = diff_matrix(per_seed(per_image, col.key, **_match(task, wo)),
+                                             per_seed(per_image, col.key, **_match(task, w)))
+                    plan = seeds_needed(m, d)
+                out.append(gain_verdict(claim, g, col, ok, d, plan=plan,
+                                        missing="no per-image values" if per_image is None else
+                                        f"{w.baseline} was not trained in this run"))
+    return out
 
 
 def _zero_shot_lines(results: pd.DataFrame, task: str, metrics: list[MetricCol]) -> list[Line]:
     out = []
     if "loss_set" in results and (results["loss_set"] == "zero-shot").any():
         for restorer in ZERO_SHOT:
-            cells = {c.key: Cell(values(results, c.key, task=task, baseline=restorer, loss_set="zero-shot"))
-                     for c in metrics}
+            cells = {c.key: cell_of(results, c, task=task, baseline=restorer, loss_set="zero-shot") for c in metrics}
             steps = values(results, "restorer_steps", task=task, baseline=restorer)
             note = f"ours, {int(steps[0])} sampling steps" if steps else "ours"
             out.append(Line(ZERO_SHOT_LABELS[restorer], "zero-shot", cells, note))
@@ -137,8 +202,13 @@ def cost_layout(results: pd.DataFrame) -> Layout:
 
 
 @LAYOUTS.register("table1")
-def render(results: pd.DataFrame, ctx: Any) -> list[str]:
+def render(results: pd.DataFrame, ctx: Any, per_image: pd.DataFrame | None = None) -> list[str]:
+    from bench.report.claims import write_claims
     from bench.report.tables import table_files
 
     cfg = ctx.job.config
-    return table_files(layout(results, cfg["profile"], cfg["is_reproduction"]), results, ctx, "table1")
+    profile, reproduction = cfg["profile"], cfg["is_reproduction"]
+    files = table_files(layout(results, profile, reproduction, per_image), results, ctx, "table1")
+    return [*files, write_claims(ctx.out_dir, "table1", f"Table 1: {EXPERIMENT.title}",
+                                 claims(results, per_image, profile, reproduction), profile,
+                                 comparable(profile, reproduction, subsets_of(results)))]

@@ -17,12 +17,15 @@ import pandas as pd
 
 from bench.evaluate.classify import ARCHS, describe_init
 from bench.experiment.graph import GraphBuilder
+from bench.experiment.losses import WITHOUT_DIFFLOSS
 from bench.experiment.spec import DataRef, Experiment, RowSpec
 from bench.graph.job import Job
 from bench.paper import _cub, paper_numbers
 from bench.paper._cub import DEGRADATION_SEED, TABLE2_TASKS
 from bench.registry import LAYOUTS, PAPER
-from bench.report.common import banner, footer, values
+from bench.report.claims import Claim, Verdict, gain_verdict
+from bench.report.common import banner, comparable, footer, subsets_of, values
+from bench.report.gains import gain, gain_row
 from bench.report.layout import Cell, Layout, Line, MetricCol, Section
 
 EXPERIMENT = Experiment(
@@ -80,6 +83,7 @@ TOP1_V = MetricCol("top1_v", "Top-1 V (%)↑", True, "{:.2f}")
 TOP1_R = MetricCol("top1_r", "Top-1 R (%)↑", True, "{:.2f}")
 METRICS = [TOP1_V, TOP1_R]
 COLUMN_NAMES = {"vgg16": "Top-1 V", "resnet50": "Top-1 R"}
+ARCH_OF = {metric: arch for arch, metric in ARCHS.items()}
 
 REFERENCE_TITLE = "Reference rows (not in the paper): no restoration"
 TASK_HEADINGS = {"dehazing": "Dehazing: fog (haze), restored by MB-TaylorFormer",
@@ -122,27 +126,68 @@ def _notes(results: pd.DataFrame, profile: str) -> list[str]:
     return notes
 
 
-def layout(results: pd.DataFrame, profile: str, reproduction: bool) -> Layout:
-    """Rows per degradation in the paper's order, our Top-1 V / Top-1 R beside the paper's."""
+def _match(task: str, loss: str) -> dict[str, object]:
+    return {"row": "restored", "task": task, "loss_set": loss}
+
+
+def _pair(task: str) -> tuple[pd.Series, pd.Series]:
+    """(w/o, w/) DiffLoss rows of the paper's numbers for ``task``."""
+    paper = paper_numbers("table2")
+    rows = paper[paper.task == task]
+    w = rows[rows.loss == "diffloss"].iloc[0]
+    return rows[rows.loss == WITHOUT_DIFFLOSS[w.loss]].iloc[0], w
+
+
+def layout(results: pd.DataFrame, profile: str, reproduction: bool, per_image: pd.DataFrame | None = None) -> Layout:
+    """Rows per degradation in the paper's order, our Top-1 V / Top-1 R beside the paper's; with ``per_image``, the
+    paired w/ - w/o difference over the restored test images (each one correct or not) under the w/ line."""
     paper = paper_numbers("table2")
     sections = [_reference_section(results)]
     for task in TABLE2_TASKS:
         lines = []
+        wo, w = _pair(task)
         for _, p in paper[paper.task == task].sort_values("row").iterrows():
-            cells = {m.key: Cell(values(results, m.key, row="restored", task=task, loss_set=p.loss), float(p[m.key]))
-                     for m in METRICS}
-            lines.append(Line(p.config, "trained", cells))
+            cells = {m.key: Cell(values(results, m.key, **_match(task, p.loss)), float(p[m.key])) for m in METRICS}
+            gains = []
+            if p.loss == w.loss and per_image is not None:
+                gains.append(gain_row(wo.config, results, per_image, METRICS, _match(task, wo.loss),
+                                      _match(task, w.loss), {m.key: float(w[m.key]) - float(wo[m.key])
+                                                             for m in METRICS}))
+            lines.append(Line(p.config, "trained", cells, gains=gains))
         sections.append(Section(TASK_HEADINGS[task], lines))
-    subsets = sorted(set(results["subset"].astype(str)))
-    comparable = reproduction and profile == "paper" and all(s == "full" for s in subsets)
+    subsets = subsets_of(results)
     return Table2Layout(2, EXPERIMENT.title, METRICS,
-                        sections, comparable, banner(profile, reproduction, subsets),
+                        sections, comparable(profile, reproduction, subsets), banner(profile, reproduction, subsets),
                         [*footer(results, profile), *_notes(results, profile)])
 
 
+def claims(results: pd.DataFrame, per_image: pd.DataFrame | None, profile: str, reproduction: bool
+           ) -> list[Verdict]:
+    """Table 2's Top-1 gains: per degradation and classifier, DiffLoss's restorations classified better."""
+    ok = comparable(profile, reproduction, subsets_of(results))
+    out = []
+    for task, (baseline, degradation) in TABLE2_TASKS.items():
+        wo, w = _pair(task)
+        for col in METRICS:
+            d = float(w[col.key]) - float(wo[col.key])
+            name = COLUMN_NAMES[ARCH_OF[col.key]]
+            claim = Claim(f"table2.{task}.{col.key}",
+                          f"{DEGRADATION_NAMES[degradation]} CUB, {baseline}: DiffLoss raises {name}",
+                          f"{d:+.2f} ({float(wo[col.key]):.2f} → {float(w[col.key]):.2f})")
+            g = gain(results, per_image, col, _match(task, wo.loss), _match(task, w.loss))
+            out.append(gain_verdict(claim, g, col, ok, d, missing="no per-image values" if per_image is None else
+                                    f"{baseline}'s restorations were not classified in this run"))
+    return out
+
+
 @LAYOUTS.register("table2")
-def render(results: pd.DataFrame, ctx: Any) -> list[str]:
+def render(results: pd.DataFrame, ctx: Any, per_image: pd.DataFrame | None = None) -> list[str]:
+    from bench.report.claims import write_claims
     from bench.report.tables import table_files
 
     cfg = ctx.job.config
-    return table_files(layout(results, cfg["profile"], cfg["is_reproduction"]), results, ctx, "table2", grids=False)
+    profile, reproduction = cfg["profile"], cfg["is_reproduction"]
+    files = table_files(layout(results, profile, reproduction, per_image), results, ctx, "table2", grids=False)
+    return [*files, write_claims(ctx.out_dir, "table2", f"Table 2: {EXPERIMENT.title}",
+                                 claims(results, per_image, profile, reproduction), profile,
+                                 comparable(profile, reproduction, subsets_of(results)))]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.layout import Layout, MetricCol
+from bench.evaluate.metrics import FID_PAPER_MIN_N
+from bench.report.layout import Cell, Layout, MetricCol
 
 #: The paper every table reproduces (CITATION.cff holds the full record).
 PAPER_CITATION = ("Tan, Yu, Huang, Yang and Zhao, \"DiffLoss: Unleashing Diffusion Model as Constraint for Training "
@@ -16,8 +17,8 @@ PAPER_CITATION = ("Tan, Yu, Huang, Yang and Zhao, \"DiffLoss: Unleashing Diffusi
 PSNR = MetricCol("psnr", "PSNR↑", True, "{:.2f}")
 SSIM = MetricCol("ssim", "SSIM↑", True, "{:.4f}")
 LPIPS = MetricCol("lpips", "LPIPS↓", False, "{:.4f}")
-FID = MetricCol("fid", "FID↓", False, "{:.2f}")
-KID = MetricCol("kid", "KID↓", False, "{:.4f}")
+FID = MetricCol("fid", "FID↓", False, "{:.2f}", set_level=True, min_n=FID_PAPER_MIN_N)
+KID = MetricCol("kid", "KID↓", False, "{:.4f}", set_level=True)
 METRIC_COLUMNS = {c.key: c for c in (PSNR, SSIM, LPIPS, FID, KID)}
 
 #: What each kind of run that is not a reproduction calls itself in every output.
@@ -35,6 +36,11 @@ def run_kind(profile: str) -> str:
 
 def title_prefix(profile: str, reproduction: bool) -> str:
     return "" if reproduction else f"[{run_kind(profile)} RUN, not a reproduction] "
+
+
+def comparable(profile: str, reproduction: bool, subsets: list[str]) -> bool:
+    """Is this run compared with the paper (Δ columns, claims verdicts)? The paper profile on full data only."""
+    return reproduction and profile == "paper" and all(s == "full" for s in subsets)
 
 
 def banner(profile: str, reproduction: bool, subsets: list[str]) -> str:
@@ -66,14 +72,36 @@ def footer(results: pd.DataFrame, profile: str) -> list[str]:
     ]
 
 
+def matching(frame: pd.DataFrame, match: dict[str, object]) -> pd.Series:
+    """The rows of ``frame`` whose columns equal ``match`` (compared as text; a missing column matches nothing)."""
+    mask = pd.Series(True, index=frame.index)
+    for k, v in match.items():
+        if k not in frame:
+            return pd.Series(False, index=frame.index)
+        mask &= frame[k].astype(str).to_numpy() == str(v)
+    return mask
+
+
 def values(results: pd.DataFrame, metric: str, **match: object) -> list[float]:
     """Our values of ``metric`` (one per seed) in the rows matching ``match`` (compared as text)."""
     if metric not in results:
         return []
-    sel = results
-    for k, v in match.items():
-        sel = sel[sel[k].astype(str) == str(v)]
-    return [float(x) for x in sel[metric].dropna().tolist()]
+    return [float(x) for x in results.loc[matching(results, match), metric].dropna().tolist()]
+
+
+def set_sizes(results: pd.DataFrame, metric: str, **match: object) -> list[int]:
+    """The N of each of our values of a set-level ``metric`` (the ``<metric>_n`` column gather keeps)."""
+    col = f"{metric}_n"
+    if col not in results or metric not in results:
+        return []
+    sel = results.loc[matching(results, match) & results[metric].notna(), col]
+    return [int(x) for x in pd.to_numeric(sel, errors="coerce").dropna().tolist()]
+
+
+def cell_of(results: pd.DataFrame, col: MetricCol, paper: float | None = None, **match: object) -> Cell:
+    """Our values of ``col`` in the rows matching ``match`` (with their N for a set-level metric) and the paper's."""
+    return Cell(values(results, col.key, **match), paper,
+                set_sizes(results, col.key, **match) if col.set_level else [])
 
 
 def subsets_of(results: pd.DataFrame) -> list[str]:
