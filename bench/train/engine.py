@@ -131,6 +131,7 @@ class TrainEngine:
         self.global_rng, self.progress, self.log = global_rng, progress, log
         self.tensorboard_dir, self.name, self.what, self.diverged_fix = tensorboard_dir, name, what, diverged_fix
         self.step = 0
+        self._saved_step: int | None = None  # the step of the newest checkpoint on disk (None: none yet)
         self.cost = StepCost(self.device)
         self._last: dict[str, torch.Tensor | float] = {}
         self._bad_step: torch.Tensor | None = None  # first non-finite step (0: none), on the device
@@ -151,7 +152,7 @@ class TrainEngine:
         task.load_state_dict(state)
         if self.global_rng:
             restore_global_rng(state, self.log)
-        self.step = int(state["step"])
+        self.step = self._saved_step = int(state["step"])
         self.cost = StepCost(self.device, state.get("cost"))
         self.log(f"[{self.name}] resuming from step {self.step} of {self.steps} ({self.checkpoints.loaded_from})")
         return self.step
@@ -176,8 +177,13 @@ class TrainEngine:
         bad = int(values.pop("__bad_step", 0))
         value = values.pop("__bad_value", 0.0)
         if bad:
-            where = (f"the last good checkpoint is kept at {self.checkpoints.path}" if self.checkpoints is not None
-                     else "no weights were written after it")
+            if self.checkpoints is None:
+                where = "no weights were written after it"
+            elif self._saved_step is not None or self.checkpoints.exists():
+                at = f" (step {self._saved_step})" if self._saved_step is not None else ""
+                where = f"the last good checkpoint{at} is kept at {self.checkpoints.path}"
+            else:
+                where = f"no checkpoint had been written yet (the first was due at step {self.checkpoint_every})"
             raise TrainingDiverged(f"{self.what} became {value} at step {bad}; {where}.", fix=self.diverged_fix)
         self._read_at, self._values = self.step, values
         return values
@@ -199,6 +205,7 @@ class TrainEngine:
         if self.global_rng:
             state.update(capture_global_rng())
         self.checkpoints.save(state)
+        self._saved_step = self.step
         self.cost.exclude(time.perf_counter() - t0)
 
     # -- logging ------------------------------------------------------------------------------------
