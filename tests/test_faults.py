@@ -270,9 +270,10 @@ def test_a_full_disk_stops_the_run_in_one_sentence_and_the_rerun_resumes(world, 
                       "render": "pending"}, status
     train = next(d for d in (base / "runs").iterdir() if job_kind_of(d) == "train")
     assert not (train / "error.json").exists() and not temp_files(base / "runs")
-    import torch
+    from bench.train.checkpoint import CheckpointFiles
 
-    assert torch.load(train / "checkpoint.pt", weights_only=False)["step"] == 10  # the last complete checkpoint
+    # the step-10 checkpoint had been moved to checkpoint.prev.pt before the step-20 write failed: still readable
+    assert CheckpointFiles(train / "checkpoint.pt", log=lambda m: None).load()["step"] == 10
     again = _run(base, world, args)
     assert again.returncode == 0 and "[train] resuming from step 10 of 20" in again.stdout + again.stderr
     assert compare_runs(ref_tiny, base) == []
@@ -297,37 +298,38 @@ def _mount_tmpfs(where: Path, size: str) -> str:
     return "" if proc.returncode == 0 else f"mount -t tmpfs failed here: {proc.stderr.strip()}"
 
 
-def test_a_really_full_disk_mid_evaluation(world, ref_tiny: Path) -> None:
-    """The runs folder on a 64 MiB tmpfs filled up to 48 KiB: the evaluation's PNGs hit ENOSPC for real."""
+def test_a_really_full_disk_while_tables_are_published(world, ref_tiny: Path) -> None:
+    """The tables folder on a 256 KiB tmpfs filled up to 16 KiB: the visual grid's copy hits ENOSPC for real.
+
+    (The runs folder is guarded by the preflight's free-space check, which refuses to start a run that will not
+    fit; the tables folder and the cache are not, and a disk can fill up while a run goes on.)
+    """
     import subprocess
 
     base = world["root"] / "disk-real"
-    runs = base / "runs"
-    why = _mount_tmpfs(runs, "64m")
+    tables = base / "tables"
+    why = _mount_tmpfs(tables, "256k")
     if why:
         pytest.skip(why + " (test_a_full_disk_stops_the_run_in_one_sentence_and_the_rerun_resumes injects ENOSPC)")
     try:
-        for d in (ref_tiny / "runs").iterdir():
-            if job_kind_of(d) in ("prepare_data", "train_prior", "train"):
-                shutil.copytree(d, runs / d.name)
-        ballast = runs / "ballast.bin"
-        free = shutil.disk_usage(runs).free
+        _link_jobs(ref_tiny / "runs", base / "runs", lambda kind, spec: True)
+        ballast = tables / "ballast.bin"
         with open(ballast, "wb") as f:
-            f.write(b"\0" * (free - (48 << 10)))
+            f.write(b"\0" * (shutil.disk_usage(tables).free - (16 << 10)))
         args = ("--experiment", str(world["exp"]), *RUN_ARGS)
         proc = _run(base, world, args)
         text = proc.stdout + proc.stderr
         assert proc.returncode == 2 and "Traceback" not in text, text[-3000:]
-        assert f"Error: The disk is full: writing {runs.resolve()}/" in text and "--runs-dir (or BENCH_RUNS)" in text
-        status = _store_status(base)
-        assert status["train"] == "done" and status["evaluate"] == "pending" and status["render"] == "pending"
-        assert not temp_files(runs)
+        assert f"Error: The disk is full: writing {tables.resolve()}/exp_visual_dehazing.png failed with " in text, text
+        assert "--tables-dir (or BENCH_TABLES)" in text and not temp_files(tables)
+        published = [p for p in tables.iterdir() if p != ballast]
+        assert published and all(not differences(ref_tiny / "tables" / p.name, p) for p in published)  # whole
         ballast.unlink()  # space freed
         again = _run(base, world, args)
         assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
         assert compare_runs(ref_tiny, base) == []
     finally:
-        subprocess.run(["umount", str(runs)], check=False)
+        subprocess.run(["umount", str(tables)], check=False)
 
 
 # --------------------------------------------------------------------------------------------- non-finite training
@@ -377,3 +379,60 @@ def test_a_non_finite_loss_fails_its_job_and_the_rest_of_the_graph_goes_on(world
     rows = [ln for ln in shown.stdout.splitlines() if failed.name in ln]
     assert shown.returncode == 0 and rows and "failed" in rows[0], shown.stdout
     assert "became inf at step 2" in " ".join(shown.stdout.split()), shown.stdout
+
+
+# --------------------------------------------------------------------------------------------- corruption
+
+
+def _copy_base(src: Path, dst: Path) -> None:
+    """A real copy (never hard links: these tests damage files in place)."""
+    shutil.copytree(src / "runs", dst / "runs")
+    shutil.copytree(src / "tables", dst / "tables")
+
+
+def test_a_truncated_output_of_a_finished_job_is_reported_and_redone(world, ref_tiny: Path) -> None:
+    """A finished evaluate job's per_image.csv cut in half: the next bench run says so, redoes the evaluation
+    (and the render that read it) and publishes the very table of the first run."""
+    base = world["root"] / "corrupt-output"
+    _copy_base(ref_tiny, base)
+    evaluate = next(d for d in (base / "runs").iterdir() if job_kind_of(d) == "evaluate")
+    csv = evaluate / "per_image.csv"
+    csv.write_bytes(csv.read_bytes()[: csv.stat().st_size // 2])
+    proc = _run(base, world, ("--experiment", str(world["exp"]), *RUN_ARGS))
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    assert "eval:TinyNet+diffloss/seed0: output per_image.csv changed since the job finished; running it again" in text
+    ran = [ln.split(" (")[0].removeprefix("[job] ") for ln in text.splitlines() if " -> running" in ln]
+    assert ran == ["eval:TinyNet+diffloss/seed0", "render:exp"], ran
+    assert list(evaluate.glob("done.corrupt-*.json"))  # the untrusted record is kept aside, not used
+    assert compare_runs(ref_tiny, base) == []
+
+
+def test_an_unreadable_checkpoint_falls_back_to_the_previous_one(world, ref_tiny: Path) -> None:
+    """An unfinished training whose newest checkpoint (step 20) is truncated resumes from the one before (step 10),
+    says so, and ends with the uninterrupted run's weights and table."""
+    base = world["root"] / "corrupt-checkpoint"
+    _copy_base(ref_tiny, base)
+    train = next(d for d in (base / "runs").iterdir() if job_kind_of(d) == "train")
+    for name in ("done.json", "model.pt", "train_log.csv"):  # as a run killed after its last checkpoint leaves it
+        (train / name).unlink()
+    ck = train / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:1000])
+    proc = _run(base, world, ("--experiment", str(world["exp"]), *RUN_ARGS))
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    assert f"[checkpoint] {ck} is unreadable (" in text and "falling back to checkpoint.prev.pt (step 10)" in text
+    assert "[train] resuming from step 10 of 20" in text
+    assert compare_runs(ref_tiny, base) == []
+
+
+def test_a_corrupt_done_json_means_not_done_end_to_end(world, ref_tiny: Path) -> None:
+    base = world["root"] / "corrupt-done"
+    _copy_base(ref_tiny, base)
+    render = next(d for d in (base / "runs").iterdir() if job_kind_of(d) == "render")
+    (render / "done.json").write_text('{"key": "trunc')
+    proc = _run(base, world, ("--experiment", str(world["exp"]), *RUN_ARGS))
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "render:exp: " in text and "done.json is unreadable; running it again" in text
+    assert [ln for ln in text.splitlines() if " -> running" in ln and "render:exp" in ln]
+    assert compare_runs(ref_tiny, base) == []

@@ -62,10 +62,13 @@ def write_user(folder: Path, experiment: str = EXPERIMENT) -> Path:
 #: Columns and lines that hold measured time or memory, never compared between runs.
 TIMING_COLUMNS = ("wall_time", "seconds", "ms_per_step", "s_median", "peak_memory")
 TIMING_LINES = ("rendered:",)
+#: Provenance that says whether the worktree had uncommitted edits when a job ran: it changes when a developer
+#: edits a file while the (minutes long) tests run, never with the results; the commit (git_sha) is compared.
+UNCOMPARED = ("git_dirty",)
 
 
 def _timing(name: str) -> bool:
-    return any(t in name for t in TIMING_COLUMNS)
+    return any(t in name for t in TIMING_COLUMNS) or name in UNCOMPARED
 
 
 def _csv(path: Path) -> pd.DataFrame:
@@ -85,6 +88,7 @@ def _text(path: Path) -> list[str]:
             cost = False
         if any(t in ln for t in TIMING_LINES):
             continue
+        ln = ln.replace(" (uncommitted changes)", "")  # git_dirty, see UNCOMPARED
         out.append(re.sub(r"\d+(\.\d+)?", "#", ln) if cost else ln)
     return out
 
