@@ -51,7 +51,7 @@ class RunReport:
         return not (self.failed or self.blocked or self.preempted)
 
     def failure_lines(self) -> list[str]:
-        lines = [f"{self.labels.get(k, k)} ({k}): {msg}" for k, msg in self.failed.items()]
+        lines = [f"{self.labels.get(k, k)} ({k}): {msg.rstrip('.')}" for k, msg in self.failed.items()]
         lines += [f"{self.labels.get(k, k)} ({k}): not run, {msg}" for k, msg in self.blocked.items()]
         return lines
 

@@ -119,7 +119,8 @@ class TrainEngine:
         tensorboard_dir: Path | None = None,
         name: str = "train",
         what: str = "Loss",
-        diverged_fix: str = "Lower the learning rate or check the inputs; rerun resumes from the checkpoint.",
+        diverged_fix: str = ("Lower the learning rate (bench run --lr: a new job; this one stays failed) or check the "
+                             "inputs: rerun unchanged, it resumes from the last good checkpoint and diverges again."),
     ):
         if log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
