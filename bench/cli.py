@@ -33,9 +33,49 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
     STATE["debug"] = debug
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _did_you_mean(name: str, choices: tuple[str, ...] | list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _check_device(name: str) -> None:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; one sentence with "did you mean" otherwise."""
+    import re
+
+    if name in DEVICES or re.fullmatch(r"cuda:\d+", name):
+        return
+    from bench.errors import UnknownNameError
+
+    raise UnknownNameError(f"Unknown device '{name}'.{_did_you_mean(name, DEVICES)}",
+                           fix="Use auto, cpu, cuda or cuda:N (the N-th GPU).")
+
+
+def _writable_folder(path: Path, option: str) -> None:
+    """Refuse, before anything is written, a folder option that names a file or a folder bench cannot write.
+
+    A folder that does not exist yet is fine when its nearest existing parent is a writable folder.
+    """
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        what = "is a file, not a folder" if existing == path else f"is not writable: {existing} is a file, not a folder"
+        raise BenchError(f"{option} {path} {what}.", fix=f"Pass a folder with {option}.")
+    if not os.access(existing, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        where = "" if existing == path else f" (its nearest existing parent {existing} is not writable)"
+        raise BenchError(f"{option} {path} is not writable{where}.",
+                         fix=f"Choose another folder with {option}, or fix its permissions.")
+
+
 def _device(name: str) -> str:
     import torch
 
+    _check_device(name)
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -88,6 +128,12 @@ def run(
     rehearse: Annotated[int | None, typer.Option(
         min=1, help="Paper profile only: the paper's shapes with every training cut to this many steps.")] = None,
     batch: Annotated[int | None, typer.Option(min=1, help="Override the training batch.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Override the training learning rate (a new job per value).")
+                  ] = None,
+    prior_steps: Annotated[int | None, typer.Option(
+        min=1, help="Iterations of the smoke prior (runs that train it; default: the profile's).")] = None,
+    zero_shot_steps: Annotated[int | None, typer.Option(
+        min=2, max=1000, help="Sampling steps of the zero-shot restorers (Table 1's GDP rows; 2 to 1000).")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 | bf16 (autocast of the network and the prior).")
                          ] = None,
     channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
@@ -129,6 +175,16 @@ def run(
     if dry_run and check:
         raise BenchError("--dry-run already runs the preflight; give one of --dry-run and --check.",
                          fix="Drop --check.")
+    _check_run_options(executor, device, workers, gpus, threads, {
+        "--slurm-partition": slurm_partition, "--slurm-time": slurm_time, "--slurm-gpus-per-job": slurm_gpus_per_job,
+        "--slurm-mem": slurm_mem, "--slurm-cpus": slurm_cpus, "--slurm-array-parallelism": slurm_array_parallelism,
+        "--slurm-extra": slurm_extra or None, "--slurm-cancel-on-close": slurm_cancel_on_close or None})
+    from bench.paths import runs_dir as default_runs
+    from bench.paths import tables_dir as default_tables
+
+    _writable_folder(runs_dir or default_runs(), "--runs-dir")
+    if not (dry_run or check):
+        _writable_folder(tables_dir or default_tables(), "--tables-dir")
     targets = _targets(table, figure, every)
     root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
     store = pipeline.store(runs_dir)
@@ -143,7 +199,7 @@ def run(
         spec = pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds, baselines=baseline or None,
                                 data_root=root, limit=limit, classes=classes, steps=steps, prior=prior,
                                 experiment=experiment, seeds_given=seeds_given, rehearse=rehearse, batch=batch,
-                                speed=speed)
+                                speed=speed, lr=lr, prior_steps=prior_steps, zero_shot_steps=zero_shot_steps)
         built = pipeline.build_plan(spec)
         if dry_run:
             _print_plan(pipeline.plan(built.graph, store))
@@ -170,6 +226,32 @@ def run(
             console.print(f"wrote {p}")
 
 
+def _check_run_options(executor: str, device: str, workers: int, gpus: str | None, threads: int | None,
+                       slurm: dict[str, object]) -> None:
+    """Refuse, before anything is built or written, an unknown executor or device and options it would ignore."""
+    from bench.graph.executor import EXECUTORS
+
+    if executor not in EXECUTORS:
+        from bench.errors import UnknownNameError
+
+        raise UnknownNameError(f"Unknown executor '{executor}'.{_did_you_mean(executor, EXECUTORS)}",
+                               fix=f"Choose one of {', '.join(EXECUTORS)}.")
+    _check_device(device)
+    if executor != "pool":
+        given = [o for o, v in (("--workers", workers != 1), ("--gpus", gpus is not None),
+                                ("--threads", threads is not None)) if v]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise BenchError(f"{', '.join(given)} only {verb} to the pool executor, not to '{executor}'.",
+                             fix=f"Add --executor pool, or drop {', '.join(given)}.")
+    if executor != "slurm":
+        given = [o for o, v in slurm.items() if v is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise BenchError(f"{', '.join(given)} only {verb} to the slurm executor, not to '{executor}'.",
+                             fix=f"Add --executor slurm, or drop {', '.join(given)}.")
+
+
 _COLOURS = {"done": "green", "pending": "yellow", "stale": "red", "running": "cyan", "failed": "bold red"}
 
 
@@ -190,27 +272,37 @@ def status(
     figure: FigureOpt = None,
     every: AllOpt = False,
     profile: ProfileOpt = "smoke",
-    seeds: Annotated[int, typer.Option(min=1, help="As given to bench run.")] = 1,
+    seeds: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", help="As given to bench run.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="As given to bench run (or BENCH_DATA).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
     classes: Annotated[int | None, typer.Option(min=2, help="As given to bench run.")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
     prior: Annotated[str | None, typer.Option(help="As given to bench run.")] = None,
+    experiment: Annotated[Path | None, typer.Option(help="As given to bench run.")] = None,
+    rehearse: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
+    lr: Annotated[float | None, typer.Option(help="As given to bench run.")] = None,
+    prior_steps: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
+    zero_shot_steps: Annotated[int | None, typer.Option(min=2, max=1000, help="As given to bench run.")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
 ) -> None:
     """Every job of a run: done / running (host, pid or Slurm id, step, heartbeat) / pending / failed (why)."""
     from bench import pipeline
     from bench.graph.status import status_rows
 
-    if sum((table is not None, figure is not None, every)) != 1:
-        raise BenchError("Give exactly one of --table N, --figure N or --all.", fix="For example: bench status -t 1.")
+    if sum((table is not None, figure is not None, every, experiment is not None)) != 1:
+        raise BenchError("Give exactly one of --table N, --figure N, --all or --experiment FILE.",
+                         fix="For example: bench status -t 1.")
     targets = _targets(table, figure, every)
     root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
     store = pipeline.store(runs_dir)
-    roots = [pipeline.build(pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds,
+    roots = [pipeline.build(pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds or 1,
                                              baselines=baseline or None, data_root=root, limit=limit,
-                                             classes=classes, steps=steps, prior=prior)) for t, f in targets]
+                                             classes=classes, steps=steps, prior=prior, experiment=experiment,
+                                             seeds_given=seeds is not None, rehearse=rehearse, batch=batch, lr=lr,
+                                             prior_steps=prior_steps, zero_shot_steps=zero_shot_steps))
+             for t, f in targets]
     rows = status_rows(roots, store)
     out = Table(title=f"jobs in {store.root}")
     for h in ("key", "kind", "job", "status", "detail"):
@@ -237,11 +329,17 @@ class Kind(StrEnum):
 
 
 @app.command("ls")
-def ls(kind: Annotated[Kind, typer.Argument(help="What to list.")]) -> None:
+def ls(kind: Annotated[str, typer.Argument(help="What to list: " + ", ".join(k.value for k in Kind) + ".")]) -> None:
     """List registered baselines, data sets, metrics, losses, job kinds or profiles."""
     from bench import listing
 
-    title, headers, rows = listing.table(kind.value)
+    kinds = tuple(k.value for k in Kind)
+    if kind not in kinds:
+        from bench.errors import UnknownNameError
+
+        raise UnknownNameError(f"Nothing called '{kind}' can be listed.{_did_you_mean(kind, kinds)}",
+                               fix=f"Choose one of {', '.join(kinds)}.")
+    title, headers, rows = listing.table(kind)
     t = Table(title=title)
     for h in headers:
         t.add_column(h)
@@ -299,9 +397,14 @@ def compare(
     device: Annotated[str, typer.Option(help="Folder mode: auto | cpu | cuda")] = "auto",
 ) -> None:
     """Paired comparison of two runs: delta, bootstrap CI, Wilcoxon p, wins; per-image CSVs or folders of images."""
-    from bench.evaluate.compare import compare_files, compare_folders, write_result
+    from bench.evaluate.compare import FORMATS, compare_files, compare_folders, write_result
     from bench.evaluate.scoring import parse_metrics
 
+    if fmt not in FORMATS:
+        from bench.errors import UnknownNameError
+
+        raise UnknownNameError(f"Unknown output format '{fmt}'.{_did_you_mean(fmt, FORMATS)}",
+                               fix=f"Use one of: {', '.join(FORMATS)}.")
     higher, lower = higher_better.split(","), lower_better.split(",")
     folder_args = {"--pred-a": pred_a, "--pred-b": pred_b, "--target": target, "--dataset": dataset}
     if any(v is not None for v in folder_args.values()):
@@ -314,6 +417,7 @@ def compare(
                              fix="Pass --pred-a DIR --pred-b DIR --target DIR --dataset NAME.")
         result = compare_folders(pred_a, pred_b, target, dataset, parse_metrics(metrics), _device(device),
                                  convention, higher, lower)
+        _print_notes()
     elif a is None or b is None:
         raise BenchError("Give two per-image result CSVs (A then B), or two folders of restored images.",
                          fix="bench compare A.csv B.csv, or bench compare --pred-a A --pred-b B --target GT "
@@ -376,6 +480,7 @@ def evaluate(
     summary_path = out.with_name(out.stem + "_summary.csv")
     write_csv(out, pd.DataFrame([{**r, **env} for r in rows]))
     write_csv(summary_path, pd.DataFrame([{**s, **env} for s in summary]))
+    _print_notes()
     for s in summary:
         console.print(f"{s['metric']}: {s['value']:.4f} (n={s['n']}, {s['convention']})", highlight=False)
     console.print(f"wrote {out} and {summary_path}", highlight=False)
@@ -406,9 +511,18 @@ def restore(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BenchError(f"--out {out} is not an empty folder; restoring into it could overwrite files.",
                          fix="Choose a new or empty folder.")
-    model, what = load_trained(pipeline.store(runs_dir), run, weights, baseline)
+    existing = next((p for p in (out, *out.parents) if p.exists()), out)
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK,
+                                             effective_ids=os.access in os.supports_effective_ids):
+        raise BenchError(f"--out {out} cannot be written ({existing} is not a writable folder).",
+                         fix="Choose a folder you can write, e.g. --out restored/.")
+    from bench.restore import check_input_folder
+
+    check_input_folder(input)
     dev = _device(device)
+    model, what = load_trained(pipeline.store(runs_dir), run, weights, baseline)
     rows = restore_folder(model, input, out, dev)
+    _print_notes()
     seconds = sorted(r["seconds"] for r in rows)
     console.print(f"restored {len(rows)} image(s) with {what} into {out} (median {seconds[len(seconds) // 2]:.3f}s "
                   f"per image on {dev})", highlight=False)
@@ -448,7 +562,13 @@ def data_verify(
 ) -> None:
     """Report counts, unpaired names, unreadable files and size mismatches; non-zero exit on any problem."""
     from bench.data.verify import verify_dataset
+    from bench.registry import DATASETS
 
+    DATASETS.get(dataset)  # "did you mean" first
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise BenchError(f"Data set folder {root} {what}.", fix=f"Pass the folder that holds {dataset} with --root.",
+                         doc="Data")
     report = verify_dataset(dataset, root)
     console.print(report.summary(), highlight=False, markup=False, soft_wrap=True)
     if not report.ok:
@@ -463,8 +583,9 @@ def data_synth(
     root: Annotated[Path, typer.Option(help="Folder to write the synthetic data root into (new or empty).")],
     sets: Annotated[str, typer.Option(help="Comma-separated data sets to write.")] = (
         "dense_haze,rain13k,rain100h,lol,cub"),
-    count: Annotated[int | None, typer.Option(help="Pairs per split instead of the published counts (CUB: images "
-                                                   "per class); capped at the published counts.")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Pairs per split instead of the published counts (CUB: "
+                                                          "images per class); capped at the published counts.")
+                     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the scenes and degradations (same seed, same bytes).")] = 0,
 ) -> None:
     """Write synthetic data sets in the published layouts, counts and image sizes, to rehearse without the real data."""
@@ -474,26 +595,70 @@ def data_synth(
     synth_root(root, names, count, seed, log=lambda m: console.print(m, highlight=False, markup=False))
 
 
-def main() -> None:
+def _print_notes() -> None:
+    """What bench converted while reading the user's images (grayscale, alpha, palette, EXIF rotation), once each."""
+    from bench.data.base import take_notes
+
+    for note in take_notes():
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _say(message: str, fix: str | None = None, doc: str | None = None) -> None:
+    from rich.text import Text
+
+    # plain text (a message may hold brackets rich would read as markup), wrapped only by the terminal
+    console.print(Text.assemble(("Error: ", "bold red"), message), soft_wrap=True)
+    if fix:
+        console.print(Text.assemble(("Fix: ", "bold"), fix), soft_wrap=True)
+    if doc:
+        console.print(f"See REPRODUCE.md, section '{doc}'.", highlight=False, soft_wrap=True)
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """The usage errors of the click typer runs on: its vendored copy (typer >= 0.20) and click itself."""
+    import click.exceptions as real
+
+    usage: list[type[BaseException]] = [real.UsageError]
     try:
-        app()
+        from typer._click import exceptions as vendored
+    except ImportError:
+        pass
+    else:
+        usage.append(vendored.UsageError)
+    return tuple(usage)
+
+
+def main() -> None:
+    """Run the CLI; every error is one sentence and a fix (``--debug`` shows the traceback instead)."""
+    usage_errors = _usage_errors()
+    try:
+        code = app(standalone_mode=False)
     except BenchError as e:
         if STATE["debug"]:
             raise
-        from rich.text import Text
-
-        # plain text (a message may hold brackets rich would read as markup), wrapped only by the terminal
-        console.print(Text.assemble(("Error: ", "bold red"), e.message), soft_wrap=True)
-        if e.fix:
-            console.print(Text.assemble(("Fix: ", "bold"), e.fix), soft_wrap=True)
-        if e.doc:
-            console.print(f"See REPRODUCE.md, section '{e.doc}'.", highlight=False, soft_wrap=True)
+        _say(e.message, e.fix, e.doc)
         sys.exit(e.exit_code)
+    except usage_errors as e:  # an unknown option, a value out of range, a missing argument
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError":  # "bench" or "bench weights" alone: the help, as click prints it
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        command = ctx.command_path if ctx is not None else "bench"
+        text = " ".join(e.format_message().replace("Value error, ", "").split())  # type: ignore[attr-defined]
+        message = text if text.endswith(("?", ".")) else text + "."
+        _say(message, f"Run '{command} --help' for its options, their values and ranges.")
+        sys.exit(2)
     except KeyboardInterrupt:
         console.print("Interrupted; rerun the same command to resume.")
         sys.exit(130)
-
-
+    except Exception as e:  # a bug, not a bad input: still one sentence unless --debug
+        if STATE["debug"]:
+            raise
+        first = (str(e).splitlines() or [""])[0][:300]
+        _say(f"bench failed unexpectedly ({type(e).__name__}: {first}); this is a bug in bench, not in your input.",
+             "Rerun with --debug to see the traceback, and report it.")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -65,3 +65,10 @@ class JobsFailed(BenchError, RuntimeError):
 
     def __str__(self) -> str:
         return BenchError.__str__(self)
+
+
+class DiskFull(BenchError, OSError):
+    """A write failed for lack of space (ENOSPC or a quota): the run stops, finished jobs stay, the job resumes."""
+
+    def __str__(self) -> str:
+        return BenchError.__str__(self)

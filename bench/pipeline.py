@@ -5,6 +5,7 @@ This is the library behind ``bench run``; the CLI only parses options.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +46,9 @@ class RunSpec:
     seeds_given: bool = False  # --seeds was on the command line (it overrides an experiment file's seeds)
     rehearse: int | None = None  # --rehearse STEPS: the paper profile's shapes, every training cut to STEPS
     batch: int | None = None  # --batch: override the profile's training batch
+    lr: float | None = None  # --lr: override the profile's learning rate (a new train job: lr is in its key)
+    prior_steps: int | None = None  # --prior-steps: iterations of the smoke prior (runs that train it)
+    zero_shot_steps: int | None = None  # --zero-shot-steps: sampling steps of the zero-shot restorers (GDP)
     speed: dict[str, Any] = field(default_factory=dict)  # --precision, --channels-last, ... (over the profile's)
 
 
@@ -103,17 +107,24 @@ def build_plan(spec: RunSpec) -> Plan:
         experiment = load_experiment(spec.experiment)
     else:
         name = target_name(spec)
+    check_overrides(spec)
     profile = get_profile(spec.profile, rehearse=spec.rehearse, limit=spec.limit, classes=spec.classes,
-                          steps=spec.steps, batch=spec.batch)
+                          steps=spec.steps, batch=spec.batch, lr=spec.lr, prior_steps=spec.prior_steps,
+                          zero_shot_steps=spec.zero_shot_steps)
     if spec.classes is not None and profile.embedded_data:
         raise BenchError(f"--classes cuts real CUB; the '{profile.name}' profile builds its own few classes.",
                          fix="Use --profile truncated --data-root PATH, or drop --classes.")
-    if spec.data_root is not None and not spec.data_root.is_dir():
-        raise BenchError(f"Data directory {spec.data_root} does not exist.",
-                         fix="Pass the folder that holds the data sets with --data-root.", doc="Data")
+    if spec.data_root is not None:
+        check_data_root(spec.data_root)
     for b in spec.baselines or []:
-        BASELINES.get(b)  # "did you mean" on a typo
+        check_row_name(b)  # "did you mean" on a typo
     problems: list[BenchError] = []
+    if spec.prior_steps is not None:
+        chosen = spec.prior or os.environ.get("BENCH_PRIOR") or (profile.prior if profile.prior == "smoke" else None)
+        if chosen != "smoke":
+            what = f"the prior file {chosen}" if chosen else f"the '{profile.name}' profile's prior file"
+            raise BenchError(f"--prior-steps sets how long the smoke prior trains, but this run uses {what}.",
+                             fix="Drop --prior-steps, or use the smoke prior (--prior smoke).")
     prior = resolve_prior(spec, profile, problems)
     if prior.image_size and prior.image_size > profile.patch:
         # DiffLoss crops the prior's size from each patch: a larger prior trains every row at its size
@@ -126,9 +137,61 @@ def build_plan(spec: RunSpec) -> Plan:
     if spec.baselines:
         # Reference rows (no baseline: Table 2's clean and unrestored images) stay in a filtered table.
         keep = [n for n, r in job.config["rows"].items() if r["baseline"] in [*spec.baselines, ""]]
+        if not any(job.config["rows"][n]["baseline"] for n in keep):
+            have = sorted({r["baseline"] for r in job.config["rows"].values() if r["baseline"]})
+            what = f"table {spec.table}" if spec.table is not None else (
+                f"figure {spec.figure}" if spec.figure is not None else str(spec.experiment))
+            raise BenchError(f"--baseline {' '.join(spec.baselines)} selects no row of {what}.",
+                             fix=f"Its rows use {', '.join(have)}.")
         job = replace(job, inputs={n: job.inputs[n] for n in keep},
                       config={**job.config, "rows": {n: job.config["rows"][n] for n in keep}})
     return Plan(job, profile, prior, problems)
+
+
+def check_data_root(root: Path) -> None:
+    """A folder bench can list; one sentence for a missing, non-folder or unreadable ``--data-root``."""
+    if not root.exists():
+        raise BenchError(f"Data directory {root} does not exist.",
+                         fix="Pass the folder that holds the data sets with --data-root.", doc="Data")
+    if not root.is_dir():
+        raise BenchError(f"Data directory {root} is a file, not a folder.",
+                         fix="Pass the folder that holds the data sets with --data-root.", doc="Data")
+    try:
+        next(iter(root.iterdir()), None)
+    except PermissionError:
+        raise BenchError(f"Data directory {root} cannot be read (permission denied).",
+                         fix="Fix its permissions, or pass another folder with --data-root.", doc="Data") from None
+
+
+def check_overrides(spec: RunSpec) -> None:
+    """Refuse recipe overrides no run can use (before anything is built or written)."""
+    import math
+
+    if spec.lr is not None and not (math.isfinite(spec.lr) and spec.lr > 0):
+        raise BenchError(f"--lr must be a positive finite learning rate, got {spec.lr}.", fix="For example: --lr 1e-4.")
+    if spec.zero_shot_steps is not None and not 2 <= spec.zero_shot_steps <= 1000:
+        raise BenchError(f"--zero-shot-steps must be between 2 and 1000, got {spec.zero_shot_steps}.",
+                         fix="For example: --zero-shot-steps 10 (1000 is the published setting).")
+    if spec.prior_steps is not None and spec.prior_steps < 1:
+        raise BenchError(f"--prior-steps must be at least 1, got {spec.prior_steps}.",
+                         fix="For example: --prior-steps 50.")
+
+
+def check_row_name(name: str) -> None:
+    """``--baseline NAME``: a registered network or a zero-shot restorer (Table 1's GDP rows); "did you mean" else."""
+    from bench.errors import UnknownNameError
+    from bench.registry import RESTORERS
+
+    if name in RESTORERS or name in BASELINES:
+        return
+    import difflib
+
+    names = sorted({*BASELINES.names(), *RESTORERS.names()})
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownNameError(f"Unknown baseline '{name}'.{hint}",
+                           fix="Run 'bench ls baselines' for the networks; zero-shot restorers: "
+                               f"{', '.join(RESTORERS.names())}.")
 
 
 def build(spec: RunSpec) -> Job:
@@ -171,12 +234,14 @@ def execute(graph: Job, st: RunStore, device: str = "cpu", force: bool = False, 
         backend = make_backend(executor, st, device, progress=prog, log=log, workers=workers, gpus=gpus,
                                threads=threads, slurm={**(slurm or {}), "log": log} if executor == "slurm" else None)
         run_graph([graph], st, backend, force=force, log=log)
-    return publish(graph, st, tables_dir or default_tables_dir())
+        return publish(graph, st, tables_dir or default_tables_dir(), log=log)
 
 
-def publish(render: Job, st: RunStore, target: Path) -> list[Path]:
-    """Copy the render job's files to ``target`` (each atomically), then rewrite ``claims.md`` from every
-    ``claims_<target>.md`` there, so it covers each table published so far (``bench.report.claims``)."""
+def publish(render: Job, st: RunStore, target: Path, log: Any = None) -> list[Path]:
+    """Copy the render job's files to ``target`` (each atomically; first removing what a killed publish left
+    there), then rewrite ``claims.md`` from every ``claims_<target>.md`` there, so it covers each table
+    published so far (``bench.report.claims``)."""
+    from bench.io import name_location, remove_stale_temps
     from bench.report.claims import merge_claims
 
     rec = st.done_record(render)
@@ -187,9 +252,15 @@ def publish(render: Job, st: RunStore, target: Path) -> list[Path]:
     except OSError as e:
         raise BenchError(f"Tables directory {target} is not writable ({e.strerror}).",
                          fix="Choose another with --tables-dir.") from None
+    name_location(target, "tables", "--tables-dir (or BENCH_TABLES)")
+    removed = remove_stale_temps(target)  # only those whose writer (on this host) is gone
+    if removed and log is not None:
+        log(f"[publish] removed {len(removed)} temporary file(s) an interrupted publish left in {target}")
     out = []
     with faults.scope("publish"):
-        for name in rec["result"]["files"]:
+        for i, name in enumerate(rec["result"]["files"]):
+            if i:
+                faults.fault_point("table")
             src, dst = st.dir(render) / name, target / name
             with atomic_path(dst) as tmp:
                 shutil.copyfile(src, tmp)

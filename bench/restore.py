@@ -43,16 +43,21 @@ def restore_files(model: torch.nn.Module, items: Iterable[tuple[str, Path]], dev
         yield image_id, y, time.perf_counter() - t0
 
 
-def restore_folder(model: torch.nn.Module, input_dir: Path, out_dir: Path, device: str,
-                   progress: Any = None) -> list[dict[str, Any]]:
-    """Restore every image of ``input_dir`` into ``out_dir`` as ``<name>.png`` (any size); one row per image."""
-    from bench.data.base import IMAGE_SUFFIXES, write_png
+def check_input_folder(input_dir: Path) -> list[Path]:
+    """The images of ``input_dir`` (sorted); one sentence for a missing, unreadable or empty folder, or a
+    name under two extensions (their restored PNGs would overwrite each other)."""
+    from bench.data.base import IMAGE_SUFFIXES
     from bench.errors import DataError
 
     if not input_dir.is_dir():
-        raise DataError(f"Input folder {input_dir} does not exist.", fix="Pass a folder of images with --input.")
-    files = sorted(p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not p.name.startswith("."))
+        what = "is a file, not a folder" if input_dir.exists() else "does not exist"
+        raise DataError(f"Input folder {input_dir} {what}.", fix="Pass a folder of images with --input.")
+    try:
+        files = sorted(p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                       and not p.name.startswith("."))
+    except PermissionError:
+        raise DataError(f"Input folder {input_dir} cannot be read (permission denied).",
+                        fix="Fix its permissions, or pass another folder with --input.") from None
     if not files:
         raise DataError(f"Input folder {input_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}).",
                         fix="Point --input at a folder of .png / .jpg images.")
@@ -61,6 +66,15 @@ def restore_folder(model: torch.nn.Module, input_dir: Path, out_dir: Path, devic
     if twice:
         raise DataError(f"{len(twice)} image name(s) occur with two extensions in {input_dir}, first '{twice[0]}'.",
                         fix="Keep one file per name: the restored PNGs would overwrite each other.")
+    return files
+
+
+def restore_folder(model: torch.nn.Module, input_dir: Path, out_dir: Path, device: str,
+                   progress: Any = None) -> list[dict[str, Any]]:
+    """Restore every image of ``input_dir`` into ``out_dir`` as ``<name>.png`` (any size); one row per image."""
+    from bench.data.base import write_png
+
+    files = check_input_folder(input_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.to(device).eval()
     rows = []
@@ -98,16 +112,27 @@ def load_trained(store: Any, run: str | None, weights: Path | None, baseline: st
         kwargs, what = {}, f"{baseline} from {weights}"
     assert baseline is not None and weights is not None
     model = build_baseline(baseline, **kwargs)
+    if not Path(weights).is_file():
+        what = "is a folder, not a file" if Path(weights).is_dir() else "does not exist"
+        raise BenchError(f"Weights file {weights} {what}.", fix="Pass a state_dict file (a train job's model.pt).")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise BenchError(f"Weights file {weights} cannot be read ({str(e).splitlines()[0][:120]}).",
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
+        first = str(e).splitlines()[0].split(". ")[0][:120] if str(e) else type(e).__name__
+        raise BenchError(f"Weights file {weights} cannot be read ({first}): truncated, or not a PyTorch file.",
                          fix="Pass an intact state_dict file (a train job's model.pt).") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    try:
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise BenchError(f"Weights file {weights} is not {baseline}'s state_dict ({str(e).splitlines()[0][:160]}).",
-                         fix="Pass the weights trained for this network, or the matching --baseline.") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BenchError(f"Weights file {weights} holds no state_dict (found {type(state).__name__}).",
+                         fix="Pass the network's state_dict (torch.save(model.state_dict(), path)).")
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    wrong = [f"missing '{k}'" for k in want if k not in got] + [f"unexpected '{k}'" for k in got if k not in want] + [
+        f"'{k}' is {got[k]}, not {want[k]}" for k in want if k in got and got[k] != want[k]]
+    if wrong:
+        raise BenchError(f"Weights file {weights} is not {baseline}'s state_dict ({len(wrong)} difference(s) in "
+                         f"its {len(want)} tensors, first: {wrong[0]}).",
+                         fix="Pass the weights trained for this network, or the matching --baseline.")
+    model.load_state_dict(state, strict=True)
     return model, what

@@ -24,7 +24,9 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress | None]:
 
 def logger(prog: Progress | None):
     def log(msg: str) -> None:
-        (prog.console if prog is not None else console).print(msg, markup=False, highlight=False, soft_wrap=True)
+        # no emoji either: a label like "degrade:fog: done" would print a fog emoji
+        (prog.console if prog is not None else console).print(msg, markup=False, highlight=False, emoji=False,
+                                                               soft_wrap=True)
 
     return log
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError, UnknownNameError
-from bench.io import write_bytes
+from bench.io import remove_stale_temps, write_bytes
 from bench.weights import DOC_SECTION, check, load_manifest, sha256_of
 
 Tensors = dict[str, torch.Tensor]
@@ -366,6 +366,7 @@ def build_weights(cache_dir: Path, names: list[str] | None = None,
                 f"{spec.sha256[:12]}... (torch {torch.__version__} serialises differently from the pinned torch).",
                 fix="Install the torch version pyproject.toml pins, or update the manifest's sha256/size "
                     "after checking the tensor hash.", doc=DOC_SECTION)
+        remove_stale_temps(target.parent)  # what a killed build left (its process is gone)
         write_bytes(target, data)
         check(spec, target)
         n = sum(t.numel() for k, t in tensors.items() if t.is_floating_point())

@@ -52,13 +52,40 @@ class PairedSet:
         return PairedSet(self.name, kept, f"truncated:{n}", self.expected, dict(self.info))
 
 
+#: What ``read_pixels`` converted, per kind: the files (for the note a command prints, ``take_notes``).
+_CONVERTED: dict[str, list[str]] = {}
+_NOTE = {"grayscale": "were grayscale and were read as RGB (the gray level in all three channels)",
+         "grayscale16": "were 16-bit grayscale and were read as RGB scaled by 1/65535",
+         "alpha": "had an alpha channel, which was dropped (the stored colour is scored)",
+         "palette": "were palette images and were converted to RGB",
+         "CMYK": "were CMYK (or YCbCr) and were converted to RGB by Pillow's plain formula",
+         "EXIF": "had an EXIF orientation tag, which was applied (the image was rotated upright) before reading"}
+
+
+def _converted(kind: str, path: Path) -> None:
+    files = _CONVERTED.setdefault(kind, [])
+    if len(files) < 1000:
+        files.append(Path(path).name)
+
+
+def take_notes() -> list[str]:
+    """One sentence per kind of conversion ``read_image`` made since the last call (then forgotten)."""
+    out = []
+    for kind, files in _CONVERTED.items():
+        out.append(f"{len(files)} image(s) {_NOTE[kind]}; first: {files[0]}.")
+    _CONVERTED.clear()
+    return out
+
+
 def read_image(path: Path) -> torch.Tensor:
     """Decode an image file to a float32 3 x H x W tensor in [0, 1].
 
-    Rules: grayscale is replicated to RGB; an alpha channel is dropped (composited on
-    nothing: the stored colour is kept); 16-bit grayscale is scaled by 1/65535; palette
-    images are converted to RGB. 16-bit colour (Pillow would keep only the high byte) and
-    32-bit integer images are refused with a one-sentence error.
+    Rules: an EXIF orientation is applied (the image is read upright, as viewers show it);
+    grayscale is replicated to RGB; an alpha channel is dropped (composited on nothing: the
+    stored colour is kept); 16-bit grayscale is scaled by 1/65535; palette and CMYK images
+    are converted to RGB. Each conversion is remembered for a note (``take_notes``). 16-bit
+    colour (Pillow would keep only the high byte), 32-bit integer images and images past
+    Pillow's decompression-bomb limit are refused with a one-sentence error.
     """
     return pixels_to_tensor(*read_pixels(path))
 
@@ -79,12 +106,26 @@ def read_pixels(path: Path) -> tuple[np.ndarray, float]:
             if mode in ("RGB", "RGBA") and ";16" in str(rawmode):
                 raise DataError(f"{path} is a 16-bit colour image, which bench refuses rather than read only "
                                 "its high byte.", fix="Convert it to 8-bit RGB PNG (or 16-bit grayscale).")
+            if im.getexif().get(0x0112, 1) not in (1, None):
+                from PIL import ImageOps
+
+                _converted("EXIF", path)
+                im = ImageOps.exif_transpose(im)
             if mode in ("I;16", "I;16B", "I;16L"):
+                _converted("grayscale16", path)
                 return np.asarray(im).astype(np.uint16), 65535.0  # native byte order
             if mode in ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr"):
+                for kind, modes in (("grayscale", ("L", "LA")), ("alpha", ("RGBA", "LA", "PA")),
+                                    ("palette", ("P", "PA")), ("CMYK", ("CMYK", "YCbCr"))):
+                    if mode in modes:
+                        _converted(kind, path)
                 return np.asarray(im.convert("RGB"), dtype=np.uint8), 255.0
             raise DataError(f"{path} has image mode '{mode}', which bench cannot read.",
                             fix="Convert it to 8- or 16-bit RGB or grayscale PNG.")
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path} is refused as a possible decompression bomb ({e}).",
+                        fix="Check the file; if it is a genuine image, resize it (bench restores and scores images "
+                            "of at most Pillow's limit).") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"{path} cannot be decoded as an image ({e}).",
                         fix="Replace the file with an intact copy.") from None

@@ -163,6 +163,9 @@ class CorruptionCache:
         content = Path(src).read_bytes()
         out = self.path(content, name, severity, seed)
         if not out.is_file():
+            from bench.io import remove_stale_temps
+
+            remove_stale_temps(out.parent)  # what a killed writer left (its process is gone)
             img = load_uint8_grid(Path(src))
             write_png(out, _to_uint8(corrupt(img, name, severity, image_seed(content, name, severity, seed))))
         return out

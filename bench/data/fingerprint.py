@@ -48,9 +48,10 @@ class DigestMemo:
     def save(self) -> None:
         if not self.dirty:
             return
-        from bench.io import write_json
+        from bench.io import remove_stale_temps, write_json
 
         with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
+            remove_stale_temps(self.path.parent)  # what a killed writer left (its process is gone)
             write_json(self.path, self.table)
         self.dirty = False
 

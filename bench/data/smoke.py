@@ -18,6 +18,7 @@ from PIL import Image
 from bench.data.base import IMAGE_SUFFIXES, Pair, PairedSet, write_png
 from bench.data.degrade import DEGRADATIONS
 from bench.errors import DataError
+from bench.faults import fault_point
 from bench.registry import DATASETS
 
 TRAIN_PHOTOS = ("astronaut", "coffee", "motorcycle", "immunohistochemistry")
@@ -76,6 +77,7 @@ def build_smoke_data(task: str, root: Path, seed: int = 0) -> dict[str, str]:
             for kind, arr in (("clear", clean), ("degraded", deg8)):
                 rel = f"{split}/{kind}/{image_id}.png"
                 write_png(root / rel, arr)
+                fault_point("image")
                 hashes[rel] = hashlib.sha256((root / rel).read_bytes()).hexdigest()
     return hashes
 

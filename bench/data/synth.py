@@ -353,8 +353,16 @@ def synth_root(root: Path, sets: Sequence[str] | None = None, count: int | None 
         try:
             SYNTHS.get(name)
         except UnknownNameError as e:
-            raise DataError(f"{e.message.rstrip('.')} for 'bench data synth'.",
+            raise DataError(f"bench data synth: {e.message}",
                             fix=f"Pass --sets with names from {', '.join(PUBLISHED)}.") from None
+    root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"--root {root} is a file, not a folder.", fix="Pass a new or empty folder with --root.")
+    for name in names:  # every set's folder is checked before any is written
+        folder = root / FOLDERS[name]
+        if folder.exists() and not (folder / MARKER).is_file():
+            raise DataError(f"{folder} already exists and is not synthetic data written by 'bench data synth'.",
+                            fix="Pass an empty or new --root (synth never writes over real data).")
     out = []
     for name in names:
         if log:

@@ -77,7 +77,7 @@ def decode_error(path: Path) -> str | None:
     try:
         with Image.open(path) as im:
             im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         return str(e) or type(e).__name__
     return None
 
@@ -89,7 +89,7 @@ def probe(path: Path) -> Header:
             raw = " ".join(str(t[3]) for t in (im.tile or []))
             colour16 = im.mode in ("RGB", "RGBA") and ";16" in raw
             return Header(im.size, im.mode, colour16)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         return Header(error=str(e) or type(e).__name__)
 
 

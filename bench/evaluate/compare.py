@@ -297,6 +297,9 @@ def compare_frames(fa: pd.DataFrame, fb: pd.DataFrame, a: str = "A", b: str = "B
     named = _names(higher_better) | _names(lower_better)
     fa, fb = lower_columns(fa, a), lower_columns(fb, b)
     use_dataset = "dataset" in fa.columns and "dataset" in fb.columns
+    if id_column and id_column.strip().lower() not in set(fa.columns) | set(fb.columns):
+        raise DataError(f"Neither {a} nor {b} has the column '{id_column}' given with --id-column.",
+                        fix=f"Name a column of one of them (A has: {', '.join(map(str, fa.columns))}).")
     fa, fb = _keyed(fa, a, id_column, use_dataset), _keyed(fb, b, id_column, use_dataset)
     keys_a, keys_b = set(fa["_key"]), set(fb["_key"])
     common = keys_a & keys_b
@@ -340,13 +343,13 @@ def compare_frames(fa: pd.DataFrame, fb: pd.DataFrame, a: str = "A", b: str = "B
         conv = check_conventions(m, file_convention(fa, m, a), file_convention(fb, m, b), a, b, notes)
         va = pd.to_numeric(pa[m], errors="coerce").to_numpy(float)
         vb = pd.to_numeric(pb[m], errors="coerce").to_numpy(float)
-        ok = np.isfinite(va) & np.isfinite(vb)
-        if not ok.all():
-            notes.append(f"{m}: {int((~ok).sum())} image(s) without a finite value in both files were left out.")
-        va, vb = va[ok], vb[ok]
-        if len(va) == 0:
-            notes.append(f"{m}: no image has a finite value in both files; not compared.")
-            continue
+        for label, frame, vals in ((a, pa, va), (b, pb, vb)):
+            bad = ~np.isfinite(vals)
+            if bad.any():  # NaN, inf or not a number: a mean and a test over them would mean nothing
+                first = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{label} has {int(bad.sum())} value(s) of '{m}' that are not finite numbers, first "
+                                f"{frame[m].iloc[first]} for image '{frame['_raw'].iloc[first]}'.",
+                                fix="Rescore those images, or remove their rows from both files.")
         d = vb - va
         lower = directions[m]
         low, high = bootstrap_ci(d) if len(d) > 1 else (float(d[0]), float(d[0]))
@@ -406,7 +409,14 @@ def read_results(path: Path, id_column: str | None = None) -> pd.DataFrame:
     """A result CSV with its id-like columns (and ``id_column``) read as text, so ``001`` stays ``001``."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"Result file {path} does not exist.", fix="Pass a per-image CSV (per_image.csv).")
+        what = "is a folder, not a CSV file" if path.is_dir() else "does not exist"
+        raise DataError(f"Result file {path} {what}.", fix="Pass a per-image CSV (per_image.csv).")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise DataError(f"Result file {path} cannot be read ({e.strerror or e}).",
+                        fix="Fix its permissions, or pass a copy you can read.") from None
     text_columns = {*ID_CANDIDATES, "dataset", "metric", "convention", (id_column or "").strip().lower()}
     try:
         header = pd.read_csv(path, nrows=0).columns

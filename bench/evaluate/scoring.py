@@ -83,9 +83,23 @@ def score(items: Iterable[Item], metric_names: list[str], convention: str, devic
 
 
 def _image_index(d: Path) -> dict[str, Path]:
+    """Image stem -> file; one sentence for a missing, non-folder or unreadable folder, or a stem under two
+    extensions (which of the two is meant cannot be guessed)."""
     if not d.is_dir():
-        raise DataError(f"Folder {d} does not exist.", fix="Pass an existing folder of images.")
-    return {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+        what = "is a file, not a folder" if d.exists() else "does not exist"
+        raise DataError(f"Folder {d} {what}.", fix="Pass an existing folder of images.")
+    try:
+        files = [p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    except PermissionError:
+        raise DataError(f"Folder {d} cannot be read (permission denied).",
+                        fix="Fix its permissions, or pass a copy you can read.") from None
+    out: dict[str, Path] = {}
+    for p in files:
+        if p.stem in out:
+            raise DataError(f"{d} holds '{p.stem}' under two extensions ({out[p.stem].name} and {p.name}).",
+                            fix="Keep one file per image name.")
+        out[p.stem] = p
+    return out
 
 
 def check_same_names(a: Path, names_a: Iterable[str], b: Path, names_b: Iterable[str], fix: str) -> None:
@@ -108,7 +122,8 @@ def folder_items(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path
     """Pair ``pred_dir`` and ``target_dir`` images by file stem; refuse unpaired names."""
     pred, target = _image_index(pred_dir), _image_index(target_dir)
     if not pred:
-        raise DataError(f"Folder {pred_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+        raise DataError(f"Folder {pred_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}).",
+                        fix="Pass the folder the restored images were written to.")
     check_same_names(pred_dir, pred, target_dir, target,
                      fix="Restored and target folders must hold the same file names (extension aside).")
     return [(k, pred[k], target[k]) for k in sorted(pred)]

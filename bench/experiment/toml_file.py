@@ -103,8 +103,13 @@ def load_experiment(path: Path) -> Experiment:
 
     path = Path(path).expanduser()
     if not path.is_file():
-        raise BenchError(f"Experiment file {path} does not exist.", fix="Pass the path of your .toml file.", doc=DOC)
-    text = path.read_text(encoding="utf-8", errors="replace")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise BenchError(f"Experiment file {path} {what}.", fix="Pass the path of your .toml file.", doc=DOC)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise BenchError(f"Experiment file {path} cannot be read ({e.strerror or e}).",
+                         fix="Fix its permissions, or pass a copy you can read.", doc=DOC) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

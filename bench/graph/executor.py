@@ -86,6 +86,9 @@ def _pool_worker(index: int, gpu: str | None, threads: int, runs_root: str, devi
             return
         try:
             outcome = run_job(key, runs_root, device)
+        except OSError as e:  # bench.errors.DiskFull: said once, on this worker's console; the run stops
+            print(f"[pool {index}] {e}", flush=True)
+            outcome = "nospace"
         except BaseException as e:  # a broken spec or store: report, keep serving
             print(f"[pool {index}] job {key} could not run: {type(e).__name__}: {e}", flush=True)
             outcome = "lost"
@@ -179,7 +182,7 @@ def execute(roots: list[Job], store: RunStore, backend: Any, *, force: bool = Fa
                            poll_s=0.2 if isinstance(backend, LocalBackend) else 1.0)
     finally:
         backend.close()
-    raise_for(report)
+    raise_for(report, store)
     return report
 
 

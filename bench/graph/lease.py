@@ -137,7 +137,16 @@ def _write_exclusive(path: Path, data: bytes) -> bool:
     try:
         os.write(fd, data)
         os.fsync(fd)
-    finally:
+    except OSError as e:  # a full disk: leave no empty lease behind
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        from bench.io import disk_full, is_disk_full
+
+        if is_disk_full(e):
+            raise disk_full(path) from None
+        raise
+    else:
         os.close(fd)
     return True
 
@@ -151,6 +160,7 @@ class Lease:
         self.heartbeat_s = heartbeat_s
         self.progress: dict[str, Any] = {}
         self.lost: str | None = None
+        self.broke: str | None = None  # why the lease this one replaced was dead (an interrupted run)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -203,10 +213,13 @@ def claim(job_dir: Path, heartbeat_s: float = HEARTBEAT_S, log: Any = None) -> L
     job_dir.mkdir(parents=True, exist_ok=True)
     holder = Holder.me()
     data = json.dumps(asdict(holder)).encode()
+    broke = None
     for _ in range(3):
         if _write_exclusive(job_dir / LEASE, data):
             _tidy(job_dir, holder.token)
-            return Lease(job_dir, holder, heartbeat_s).start()
+            lease = Lease(job_dir, holder, heartbeat_s)
+            lease.broke = broke
+            return lease.start()
         state = read(job_dir)
         if state is None:  # released or broken between our attempt and the read: try again
             time.sleep(0.05)
@@ -216,6 +229,7 @@ def claim(job_dir: Path, heartbeat_s: float = HEARTBEAT_S, log: Any = None) -> L
             return None
         if not _break(job_dir, state):
             return None  # another worker is breaking it
+        broke = why
         if log is not None:
             log(f"[lease] broke the lease of {state.holder.where}: {why}")
     return None

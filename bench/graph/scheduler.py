@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from bench import preempt
@@ -42,6 +43,7 @@ class RunReport:
     failed: dict[str, str] = field(default_factory=dict)  # key -> first line of its error
     blocked: dict[str, str] = field(default_factory=dict)  # key -> which input failed
     preempted: list[str] = field(default_factory=list)
+    nospace: list[str] = field(default_factory=list)  # keys whose worker stopped on a full disk (resumable)
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -49,7 +51,7 @@ class RunReport:
         return not (self.failed or self.blocked or self.preempted)
 
     def failure_lines(self) -> list[str]:
-        lines = [f"{self.labels.get(k, k)} ({k}): {msg}" for k, msg in self.failed.items()]
+        lines = [f"{self.labels.get(k, k)} ({k}): {msg.rstrip('.')}" for k, msg in self.failed.items()]
         lines += [f"{self.labels.get(k, k)} ({k}): not run, {msg}" for k, msg in self.blocked.items()]
         return lines
 
@@ -94,6 +96,8 @@ def run_graph(roots: list[Job], store: RunStore, backend: Backend, *, force: boo
         if preempt.requested() and not backend.in_flight():
             report.preempted.append("scheduler")
             break
+        if report.nospace and not backend.in_flight():
+            break  # a full disk: every other job would fail the same way
         status = {j.key: store.inspect(j) for j in jobs}
         done = [k for k, s in status.items() if s.status == "done"]
         if on_progress is not None:
@@ -115,7 +119,7 @@ def run_graph(roots: list[Job], store: RunStore, backend: Backend, *, force: boo
                 continue
             if k in tried:
                 continue  # tried in this run: its outcome (done, failed, preempted) was recorded
-            if preempt.requested():
+            if preempt.requested() or report.nospace:
                 continue
             if len(backend.in_flight()) >= backend.capacity:
                 waiting = True
@@ -145,11 +149,20 @@ def _reap(backend: Backend, store: RunStore, report: RunReport, jobs: list[Job],
             report.failed[key] = "its worker ended without an outcome (killed, cancelled or lost)"
         elif outcome == "preempted":
             report.preempted.append(key)
+        elif outcome == "nospace":
+            report.nospace.append(key)
     return bool(outcomes)
 
 
-def raise_for(report: RunReport) -> None:
-    """Turn failures into one error (exit 1) that lists every failed job."""
+def raise_for(report: RunReport, store: RunStore | None = None) -> None:
+    """Turn failures into one error (exit 1) that lists every failed job; a full disk into its own sentence."""
+    if report.nospace:  # a pool worker said which file on its console; here: which job, how much is free
+        from bench.io import disk_full
+
+        label = report.labels.get(report.nospace[0], report.nospace[0])
+        err = disk_full((store.root if store is not None else Path.cwd()) / report.nospace[0] / "log.txt")
+        free = err.message.split(" failed with ", 1)[1]
+        raise type(err)(f"Job {label} stopped because the disk is full ({free.rstrip('.')}).", fix=err.fix)
     if report.preempted and not report.failed:
         raise preempt.Preempted("The run was stopped on a signal after checkpointing its jobs.")
     if report.failed or report.blocked:

@@ -91,11 +91,17 @@ class JobStatus:
 
 class RunStore:
     def __init__(self, root: Path):
+        from bench.io import name_location
+
         self.root = Path(root)
         self._specs: dict[str, Job] = {}
+        name_location(self.root, "job outputs", "--runs-dir (or BENCH_RUNS)")
 
     # -- locations --------------------------------------------------------------------------
     def ensure_writable(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise BenchError(f"Output directory {self.root} is a file, not a folder.",
+                             fix="Choose another with --runs-dir or BENCH_RUNS.")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".probe-{uuid.uuid4().hex}"

@@ -44,11 +44,43 @@ def _job_log(job_dir: Path, echo: Callable[[str], None]) -> Iterator[Callable[[s
     job_dir.mkdir(parents=True, exist_ok=True)
     with open(job_dir / LOG, "a", encoding="utf-8") as f:
         def log(msg: str) -> None:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
-            f.flush()
+            with contextlib.suppress(OSError):  # a full disk loses a log line; the next result write reports it
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+                f.flush()
             echo(msg)
 
         yield log
+
+
+def tidy_interrupted(store: RunStore, job: Any, log: Callable[[str], None], broke: str | None = None) -> None:
+    """Remove what a killed run of ``job`` left half-written and say what it left that this run resumes from.
+
+    Only the lease holder calls this, so every temporary file in the job's folder is a dead
+    writer's; the smoke data a ``prepare_data`` job writes into the cache is tidied the same way.
+    """
+    from bench.graph.store import output_files
+    from bench.io import remove_stale_temps
+
+    d = store.dir(job)
+    removed = remove_stale_temps(d, recursive=True, any_owner=True)
+    if job.kind == "prepare_data" and job.config.get("source") == "smoke":
+        from bench.paths import cache_dir
+
+        removed += remove_stale_temps(cache_dir() / "smoke-data" / job.key, recursive=True, any_owner=True)
+    kept = [p.name for p in sorted(d.glob("checkpoint*.pt"))]
+    outputs = output_files(d)
+    if not (removed or kept or outputs or broke):
+        return
+    parts = [f"its last holder died ({broke})"] if broke else []
+    if removed:
+        names = ", ".join(p.name for p in removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
+        parts.append(f"removed {len(removed)} temporary file(s) a killed writer left ({names})")
+    if kept:
+        parts.append(f"kept its checkpoint(s) {', '.join(kept)} to resume from")
+    if outputs:
+        parts.append(f"found {len(outputs)} output file(s) of an unfinished run (rewritten or kept as the job "
+                     "resumes)")
+    log(f"[job] {job.describe()}: resuming an interrupted run: " + "; ".join(parts))
 
 
 @contextlib.contextmanager
@@ -87,9 +119,12 @@ def run_job(key: str, runs_root: str | Path, device: str = "auto", *, log: Calla
     """Run the job ``key`` of the run store at ``runs_root`` unless it is done or held; return the outcome.
 
     ``log`` and ``progress`` are for the in-process executor (console and progress bars); workers of
-    other executors log to the console (their stderr) and ``log.txt`` only.
+    other executors log to the console (their stderr) and ``log.txt`` only. A write that finds the disk
+    full raises :class:`bench.errors.DiskFull` (nothing is recorded: the job is neither done nor failed,
+    and the next run resumes it from what it kept, e.g. its checkpoint).
     """
-    from bench.errors import BenchError
+    from bench.errors import BenchError, DiskFull
+    from bench.io import disk_full, is_disk_full
 
     store = store or RunStore(Path(runs_root))
     echo = log or _console
@@ -116,6 +151,8 @@ def run_job(key: str, runs_root: str | Path, device: str = "auto", *, log: Calla
             fresh = info.status == "stale"
             out_dir = store.prepare(job, fresh=fresh)
             jlog(f"[job] {job.describe()} ({job.key}): {info.status} -> running on {lease.holder.where}")
+            if not fresh:
+                tidy_interrupted(store, job, jlog, lease.broke)
             if kind is None:
                 raise BenchError(f"No runner for job kind '{job.kind}'.",
                                  fix="Install the bench version that wrote this run, or remove the job's folder.")
@@ -126,6 +163,7 @@ def run_job(key: str, runs_root: str | Path, device: str = "auto", *, log: Calla
             t0 = time.perf_counter()
             try:
                 with _preemptible(), faults.scope(job.kind):
+                    faults.fault_point("start")
                     result = kind.run(ctx)
                     if lease.lost:
                         raise BenchError(f"Job {job.describe()} lost its lease ({lease.lost}); its result is "
@@ -135,8 +173,16 @@ def run_job(key: str, runs_root: str | Path, device: str = "auto", *, log: Calla
                 jlog(f"[job] {job.describe()}: {e.message} Run again to resume.")
                 return "preempted"
             except Exception as e:  # every failure is recorded, whatever raised it
+                if is_disk_full(e):  # not the job's fault: nothing is recorded, the rerun resumes it
+                    full = e if isinstance(e, DiskFull) else disk_full(Path(getattr(e, "filename", "") or out_dir))
+                    jlog(f"[job] {job.describe()} stopped: {full.message} Its folder is kept for resuming.")
+                    raise full from None
                 message, fix = describe_failure(e, job.describe())
-                store.mark_failed(job, e, {"message": message, "fix": fix, "device": dev, "pid": os.getpid()})
+                try:
+                    store.mark_failed(job, e, {"message": message, "fix": fix, "device": dev, "pid": os.getpid()})
+                except DiskFull:
+                    jlog(f"[job] {job.describe()} FAILED: {message}; its error.json could not be written")
+                    raise
                 jlog(f"[job] {job.describe()} FAILED: {message}" + (f" Fix: {fix}" if fix else ""))
                 return "failed"
             jlog(f"[job] {job.describe()}: done in {time.perf_counter() - t0:.1f}s")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.faults import fault_point
 from bench.graph.job import Artifact, JobContext, job_kind
 from bench.io import write_csv
 from bench.jobs.images import COLUMNS, IMAGE_SET, read_image_set, relative_image, write_image_set
@@ -65,6 +66,7 @@ def prepare_cub(ctx: JobContext) -> dict[str, Any]:
             for image_id, label, arr in items:
                 target, rel = relative_image(ctx, image_id, split)
                 write_png(target, arr)
+                fault_point("image")
                 rows.append({"image_id": image_id, "label": label, "class_name": STANDIN_PHOTOS[label], "path": rel})
             write_csv(ctx.output(f"{split}_images"), pd.DataFrame(rows, columns=list(COLUMNS)))
         classes, subset, dataset = list(STANDIN_PHOTOS), "full", "smoke_cub_standin"
@@ -110,6 +112,7 @@ def degrade_cub(ctx: JobContext) -> dict[str, Any]:
         src = cache.get(Path(r.file), cfg["degradation"], cfg["severity"], cfg["seed"])
         target, rel = relative_image(ctx, r.image_id)
         shutil.copyfile(src, target)
+        fault_point("image")
         rows.append({"image_id": r.image_id, "label": r.label, "class_name": r.class_name, "path": rel})
     out = {**info, "stage": "degraded", "degradation": cfg["degradation"], "severity": cfg["severity"],
            "degradation_seed": cfg["seed"], "degradation_params": params(cfg["degradation"], cfg["severity"])}

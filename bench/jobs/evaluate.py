@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from bench.data.base import PairedSet, read_image, write_png
+from bench.faults import fault_point
 from bench.graph.job import Artifact, JobContext, job_kind
 from bench.io import write_csv
 from bench.jobs.data import dataset_info, load_split
@@ -95,6 +96,7 @@ def evaluate_job(ctx: JobContext) -> dict[str, Any]:
 
     def saved(image_id: str, y: torch.Tensor) -> None:
         write_png(restored_dir / f"{image_id}.png", y[0].cpu())
+        fault_point("image")
         if task is not None:
             ctx.progress.advance(task)
 

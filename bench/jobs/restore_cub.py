@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.base import write_png
+from bench.faults import fault_point
 from bench.graph.job import JobContext, job_kind
 from bench.jobs.images import IMAGE_SET, read_image_set, relative_image, write_image_set
 from bench.jobs.selection import candidates, load_weights, picked_step, weights_at
@@ -41,6 +42,7 @@ def restore_cub(ctx: JobContext) -> dict[str, Any]:
         r = by_id[image_id]
         target, rel = relative_image(ctx, image_id)
         write_png(target, y[0].cpu())
+        fault_point("image")
         rows.append({"image_id": image_id, "label": r.label, "class_name": r.class_name, "path": rel})
         if task is not None:
             ctx.progress.advance(task)

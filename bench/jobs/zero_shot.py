@@ -18,6 +18,7 @@ import torch
 from bench import preempt
 from bench.data.base import read_image, write_png
 from bench.evaluate.scoring import score
+from bench.faults import fault_point
 from bench.graph.job import Artifact, JobContext, job_kind
 from bench.io import write_csv
 from bench.jobs.data import dataset_info, load_split
@@ -74,6 +75,7 @@ def zero_shot_job(ctx: JobContext) -> dict[str, Any]:
         done[pair.id] = round(time.perf_counter() - t0, 4)
         write_png(restored_dir / f"{pair.id}.png", y[0])
         write_csv(timings_path, pd.DataFrame({"image_id": list(done), "seconds": list(done.values())}))
+        fault_point("image")
         if images is not None:
             ctx.progress.advance(images)
     for bar in (images, steps_bar):

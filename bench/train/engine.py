@@ -119,7 +119,8 @@ class TrainEngine:
         tensorboard_dir: Path | None = None,
         name: str = "train",
         what: str = "Loss",
-        diverged_fix: str = "Lower the learning rate or check the inputs; rerun resumes from the checkpoint.",
+        diverged_fix: str = ("Lower the learning rate (bench run --lr: a new job; this one stays failed) or check the "
+                             "inputs: rerun unchanged, it resumes from the last good checkpoint and diverges again."),
     ):
         if log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
@@ -131,6 +132,7 @@ class TrainEngine:
         self.global_rng, self.progress, self.log = global_rng, progress, log
         self.tensorboard_dir, self.name, self.what, self.diverged_fix = tensorboard_dir, name, what, diverged_fix
         self.step = 0
+        self._saved_step: int | None = None  # the step of the newest checkpoint on disk (None: none yet)
         self.cost = StepCost(self.device)
         self._last: dict[str, torch.Tensor | float] = {}
         self._bad_step: torch.Tensor | None = None  # first non-finite step (0: none), on the device
@@ -151,7 +153,7 @@ class TrainEngine:
         task.load_state_dict(state)
         if self.global_rng:
             restore_global_rng(state, self.log)
-        self.step = int(state["step"])
+        self.step = self._saved_step = int(state["step"])
         self.cost = StepCost(self.device, state.get("cost"))
         self.log(f"[{self.name}] resuming from step {self.step} of {self.steps} ({self.checkpoints.loaded_from})")
         return self.step
@@ -176,8 +178,13 @@ class TrainEngine:
         bad = int(values.pop("__bad_step", 0))
         value = values.pop("__bad_value", 0.0)
         if bad:
-            where = (f"the last good checkpoint is kept at {self.checkpoints.path}" if self.checkpoints is not None
-                     else "no weights were written after it")
+            if self.checkpoints is None:
+                where = "no weights were written after it"
+            elif self._saved_step is not None or self.checkpoints.exists():
+                at = f" (step {self._saved_step})" if self._saved_step is not None else ""
+                where = f"the last good checkpoint{at} is kept at {self.checkpoints.path}"
+            else:
+                where = f"no checkpoint had been written yet (the first was due at step {self.checkpoint_every})"
             raise TrainingDiverged(f"{self.what} became {value} at step {bad}; {where}.", fix=self.diverged_fix)
         self._read_at, self._values = self.step, values
         return values
@@ -199,6 +206,7 @@ class TrainEngine:
         if self.global_rng:
             state.update(capture_global_rng())
         self.checkpoints.save(state)
+        self._saved_step = self.step
         self.cost.exclude(time.perf_counter() - t0)
 
     # -- logging ------------------------------------------------------------------------------------

@@ -342,8 +342,8 @@ def test_id_column_option_and_extension_rules() -> None:
         C.compare_frames(a, other)
     assert "--id-column" in (info.value.fix or "")
     assert C.compare_frames(a, other, id_column="img").n_common == N
-    with pytest.raises(DataError, match="no column 'imgs'"):
-        C.compare_frames(a, other, id_column="imgs")  # A still pairs by image_id; B has neither
+    with pytest.raises(DataError, match="Neither A nor B has the column 'imgs'"):
+        C.compare_frames(a, other, id_column="imgs")  # a name neither file has is a typo, not a fallback
     assert [C.image_key(v) for v in ("1.png", "a/b\\1.TIFF", "1", "img.001", "x/.png")] == ["1", "1", "1", "img.001",
                                                                                           ".png"]
     dup = b.assign(image_id=[f"{i}.png" for i in a["image_id"]])
