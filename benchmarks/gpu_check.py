@@ -321,10 +321,11 @@ class Runner:
         ms = statistics.median(times)
         tflop, source = step_tflop(row.baseline, row.diffloss, sh, self.flop_cache)
         self.step_factor.setdefault((row.baseline, row.loss), max(ms / 1000 / est_step, 0.05))
-        fallbacks = [f.fallback_reason for f in (net.forward, getattr(prior, "forward", None))
-                     if getattr(f, "fallback_reason", None)]
-        row.status = "ok"
-        row.reason = ("torch.compile fell back to eager: " + "; ".join(fallbacks)) if fallbacks else ""
+        eager = [f.fallback_reason for f in (net.forward, getattr(prior, "forward", None))
+                 if getattr(f, "fallback_reason", None)]
+        eager += [n for n in notes if "torch.compile unavailable" in n]
+        row.status = "ok"  # a compile row that ran eagerly says so: its time is not a compiled step's
+        row.reason = ("ran eagerly, torch.compile was off: " + "; ".join(dict.fromkeys(eager))) if eager else ""
         row.values.update({
             "ms_per_step": f"{ms:.2f}", "ms_min": f"{min(times):.2f}", "steps_timed": steps,
             "peak_memory_mib": f"{peak / 2**20:.0f}", "peak_memory_kind": kind, "step_tflop": f"{tflop:.4g}",

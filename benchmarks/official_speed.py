@@ -25,9 +25,10 @@ when the prior is frozen, so the official step is timed in the two variants that
   every call unchanged otherwise. No file of the checkout is modified. The helper still recomputes
   each attention block's forward in backward, as the official code always does.
 
-The variants run interleaved (ours, official-grad, official-noparams, ours, ...) in one process,
-each drawing its own t and noise from a generator seeded alike, so the k-th step of every variant
-computes the same thing. Before timing, the first step's loss and gradient wrt z of every variant
+The variants run interleaved in one process (ours, official-grad, official-noparams, then the same
+three rotated by one, and so on, so that none always runs first: on a busy machine the first of a
+round ran up to 8 % slower), each drawing its own t and noise from a generator seeded alike, so the
+k-th step of every variant computes the same thing. Before timing, the first step's loss and gradient wrt z of every variant
 are compared with ours (tolerances printed). Printed: median ms per step and ours / official.
 """
 
@@ -212,8 +213,10 @@ def measure(official: dict[str, Any], batch: int, threads: int, repeats: int, wa
         raise SystemExit("the no-parameters wrapper was never called: the official code path changed")
     times: dict[str, list[float]] = {name: [] for name in steps}
     cpu: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
     for r in range(warmup + repeats):
-        for name, fn in steps.items():
+        for name in names[r % 3:] + names[: r % 3]:  # rotated, so that no variant always runs first
+            fn = steps[name]
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
             dt, dc = time.perf_counter() - t0, time.process_time() - c0
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
           f"official code from {a.official.resolve()}")
     rows = []
     print(f"{'batch':>5} {'threads':>7} {'ours ms':>9} {'off-grad ms':>12} {'off-noparams ms':>16} "
-          f"{'ours/grad':>10} {'ours/noparams':>14}")
+          f"{'ours/grad':>10} {'ours/noparams':>14}   CPU-time ratios (grad, noparams)")
     for threads in a.threads:
         for batch in a.batch:
             row = measure(official, batch, threads, a.repeats, a.warmup)
@@ -255,11 +258,14 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             for line in row["checks"]:
                 print(f"      check (batch {batch}, {threads} threads) {line}")
+            cpu = row["cpu_ms"]
             print(f"{batch:>5} {threads:>7} {ms['ours']:>9.1f} {ms['official-grad']:>12.1f} "
-                  f"{ms['official-noparams']:>16.1f} {row['ratio_grad']:>10.2f} {row['ratio_noparams']:>14.2f}",
+                  f"{ms['official-noparams']:>16.1f} {row['ratio_grad']:>10.2f} {row['ratio_noparams']:>14.2f}   "
+                  f"{cpu['ours'] / cpu['official-grad']:.2f}, {cpu['ours'] / cpu['official-noparams']:.2f}",
                   flush=True)
     print(f"median of {a.repeats} interleaved steps per variant after {a.warmup} warm-up rounds; ratio = ours / "
-          f"official (lower is faster for ours)")
+          f"official (lower is faster for ours); wall clock, and the process's CPU time (less disturbed by other "
+          f"processes on a shared machine, but it counts every thread's time)")
     if a.json:
         from bench.io import write_json
 
