@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 10 CPU, 20 CUDA)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--cpu-bf16", action="store_true", help="also time ours-bf16-cl on the CPU")
+    ap.add_argument("--skip-cpu", action="store_true", help="time only the CUDA configurations (gpu_check.sh)")
     ap.add_argument("--json", type=Path, help="write all rows here")
     a = ap.parse_args(argv)
     if a.worker:
@@ -228,11 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"counted forward FLOPs per image: 256x256 uncond {forward_tflop(ADM256_UNCOND_KWARGS):.4f} TFLOP "
           f"(stated {FORWARD_TFLOP_256}), smoke prior {forward_tflop(SMOKE_PRIOR_KWARGS) * 1e3:.3f} GFLOP")
     all_rows = []
-    cpu_cfgs = ["l2", "naive-fp32", "ours-fp32"] + (["ours-bf16-cl"] if a.cpu_bf16 else [])
-    print("CPU, smoke prior:")
-    rows = run_all("smoke", "cpu", cpu_cfgs, a.batch or 8, a.steps or 10, a.warmup)
-    print_ratios(rows)
-    all_rows += rows
+    if not a.skip_cpu:
+        cpu_cfgs = ["l2", "naive-fp32", "ours-fp32"] + (["ours-bf16-cl"] if a.cpu_bf16 else [])
+        print("CPU, smoke prior:")
+        rows = run_all("smoke", "cpu", cpu_cfgs, a.batch or 8, a.steps or 10, a.warmup)
+        print_ratios(rows)
+        all_rows += rows
     if torch.cuda.is_available():
         print(f"CUDA ({torch.cuda.get_device_name()}), 256x256 uncond config, random weights:")
         rows = run_all("adm256", "cuda", ["l2", "naive-fp32", "ours-fp32", "ours-bf16-cl"], a.batch or 4,

@@ -4,8 +4,9 @@ Not a test. ``python benchmarks/step_time.py [--device cpu|cuda] [--patch 48] [-
 measures, per registered baseline, the median wall time of an L2 training step (forward,
 backward, Adam) and of one inference at 96x96, side by side in one process. It then prints an
 *estimate* of the paper profile's GPU-hours: FLOPs per paper step (batch 4, patch 256; network
-forward x 3 for forward + backward, plus DiffLoss: the prior's forward on both branches and its
-backward on the restored one, 2.24 TFLOP per 256x256 forward) x 40,000 iterations x 2 rows
+forward x 3 for forward + backward, plus DiffLoss: 3 prior passes per image, the forward of both
+branches and the restored branch's backward to its input only, 2.24 TFLOP per 256x256 forward; the
+counts of ``bench.costs``) x 40,000 iterations x 2 rows
 (without / with DiffLoss), at an assumed sustained throughput (``--tflops``, default 100 TFLOP/s,
 roughly 10-20 % of an H100's dense bf16 peak). The estimate is arithmetic, not a measurement: the
 script says so in its output, and a CUDA run replaces it with measured step times.
@@ -25,8 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-PRIOR_TFLOP_256 = 2.2397  # one forward of the 256x256 uncond ADM (REPRODUCE.md, Measured speed)
-PAPER_ITERS, PAPER_BATCH, PAPER_PATCH = 40_000, 4, 256
+PAPER_ITERS = 40_000
 
 
 def _sync(device: str) -> None:
@@ -63,12 +63,12 @@ def step_seconds(name: str, device: str, batch: int, patch: int, steps: int) -> 
 
 
 def paper_tflop_per_step(name: str) -> tuple[float, float]:
-    """(TFLOP per paper step without DiffLoss, with DiffLoss), counted on the meta device."""
-    from bench.listing import _flops
+    """(TFLOP per paper step without DiffLoss, with DiffLoss), from ``bench.costs`` (meta-device counts)."""
+    from bench.costs import PAPER_BATCH, PAPER_PATCH, train_cost
 
-    net = float(_flops(name)) / 1e3 * PAPER_BATCH * 3  # GFLOPs @256 per image -> TFLOP, fwd + bwd
-    prior = PRIOR_TFLOP_256 * PAPER_BATCH * (1 + 3)  # clear branch forward; restored branch forward + backward
-    return net, net + prior
+    wo, w = (train_cost(name, diffloss=d, steps=1, batch=PAPER_BATCH, patch=PAPER_PATCH).step_tflop
+             for d in (False, True))
+    return wo, w
 
 
 def main(argv: list[str] | None = None) -> None:
