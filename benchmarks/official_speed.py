@@ -28,8 +28,8 @@ when the prior is frozen, so the official step is timed in the two variants that
 The variants run interleaved in one process (ours, official-grad, official-noparams, then the same
 three rotated by one, and so on, so that none always runs first: on a busy machine the first of a
 round ran up to 8 % slower), each drawing its own t and noise from a generator seeded alike, so the
-k-th step of every variant computes the same thing. Before timing, the first step's loss and gradient wrt z of every variant
-are compared with ours (tolerances printed). Printed: median ms per step and ours / official.
+k-th step of every variant computes the same thing. Before timing, the first step's loss and gradient
+wrt z of every variant are compared with ours (tolerances printed). Printed: median ms per step and ours / official.
 """
 
 from __future__ import annotations

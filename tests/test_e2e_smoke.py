@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.e2e import BENCH, REPO, bench, bench_env, run_all
+from support.e2e import BENCH, REPO, bench, bench_env, evaluate_summaries, run_all
 
 from bench.paper import paper_numbers
 from bench.paper.table2 import REFERENCE_TITLE, TASK_HEADINGS
@@ -141,7 +141,7 @@ def test_table2_smoke_end_to_end(smoke_all) -> None:
 
 
 def _paper(n: int) -> pd.DataFrame:
-    return pd.read_csv(REPO / "tables" / "paper" / f"table{n}.csv")
+    return paper_numbers(f"table{n}")
 
 
 def test_table3_has_both_selection_rules_and_every_loss(smoke_all) -> None:
@@ -212,10 +212,7 @@ def test_second_run_does_no_work(smoke_all) -> None:
 
 
 def _summary(base: Path) -> pd.DataFrame:
-    frames = [pd.read_csv(f) for f in sorted((base / "runs").glob("*/summary.csv"))
-              if '"kind": "evaluate"' in (f.parent / "job.json").read_text()]
-    out = pd.concat(frames).drop(columns=["wall_time_s"])  # the one column that must differ
-    return out.sort_values(["config_hash", "metric"]).reset_index(drop=True)
+    return evaluate_summaries(base / "runs")
 
 
 def test_sigkill_during_training_resumes_to_identical_summary(table1, tmp_path: Path) -> None:

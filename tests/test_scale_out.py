@@ -16,16 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.e2e import bench, bench_popen, copy_jobs, job_kind_of, running_lines
+from support.e2e import bench, bench_popen, copy_jobs, evaluate_summaries, job_kind_of, running_lines
 
 IAT_TABLE1 = ("run", "--table", "1", "--profile", "smoke", "--baseline", "iat", "--no-progress")
 REUSED = {"prepare_data", "train_prior"}
 
 
 def _summaries(runs: Path) -> pd.DataFrame:
-    frames = [pd.read_csv(f) for f in sorted(runs.glob("*/summary.csv")) if job_kind_of(f.parent) == "evaluate"]
-    out = pd.concat(frames).drop(columns=["wall_time_s"])
-    return out.sort_values(["config_hash", "metric"]).reset_index(drop=True)
+    return evaluate_summaries(runs)
 
 
 def _reference(smoke_runs: Path, ours: pd.DataFrame) -> pd.DataFrame:

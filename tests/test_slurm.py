@@ -417,12 +417,9 @@ def test_close_cancels_only_its_own_jobs_and_only_when_asked(slurm_env, tmp_path
 
 
 def _evaluate_summaries(runs: Path):
-    import pandas as pd
-    from support.e2e import job_kind_of
+    from support.e2e import evaluate_summaries
 
-    frames = [pd.read_csv(f) for f in sorted(runs.glob("*/summary.csv")) if job_kind_of(f.parent) == "evaluate"]
-    out = pd.concat(frames).drop(columns=["wall_time_s"])
-    return out.sort_values(["config_hash", "metric"]).reset_index(drop=True)
+    return evaluate_summaries(runs)
 
 
 def test_slurm_executor_gives_the_local_executors_table(smoke_all, slurm_env, tmp_path):

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = [sys.executable, "-m", "bench.cli"]
@@ -40,6 +41,19 @@ def bench_popen(base: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
 def run_all(base: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "run_all.sh", "smoke", *RUN_ALL_ARGS, *args], cwd=REPO, env=bench_env(base),
                           capture_output=True, text=True, timeout=1800)
+
+
+def evaluate_summaries(runs: Path) -> Any:
+    """Every evaluate job's summary in ``runs``, sorted, without the columns that measure this run's time or
+    memory (``support.tiny.TIMING_COLUMNS``): what two runs of the same jobs must agree on exactly."""
+    import pandas as pd
+
+    from support.tiny import is_measured
+
+    frames = [pd.read_csv(f) for f in sorted(runs.glob("*/summary.csv")) if job_kind_of(f.parent) == "evaluate"]
+    out = pd.concat(frames)
+    out = out[[c for c in out.columns if not is_measured(c)]]
+    return out.sort_values(["config_hash", "metric"]).reset_index(drop=True)
 
 
 def job_kind_of(job_dir: Path) -> str:

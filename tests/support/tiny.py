@@ -67,13 +67,14 @@ TIMING_LINES = ("rendered:",)
 UNCOMPARED = ("git_dirty",)
 
 
-def _timing(name: str) -> bool:
+def is_measured(name: str) -> bool:
+    """A column of measured time or memory, or provenance that may change between identical runs."""
     return any(t in name for t in TIMING_COLUMNS) or name in UNCOMPARED
 
 
 def _csv(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, keep_default_na=False, dtype=str)
-    return frame[[c for c in frame.columns if not _timing(c)]]
+    return frame[[c for c in frame.columns if not is_measured(c)]]
 
 
 def _text(path: Path) -> list[str]:
