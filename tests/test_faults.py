@@ -415,8 +415,10 @@ def test_an_unreadable_checkpoint_falls_back_to_the_previous_one(world, ref_tiny
     base = world["root"] / "corrupt-checkpoint"
     _copy_base(ref_tiny, base)
     train = next(d for d in (base / "runs").iterdir() if job_kind_of(d) == "train")
-    for name in ("done.json", "model.pt", "train_log.csv"):  # as a run killed after its last checkpoint leaves it
-        (train / name).unlink()
+    assert not list(train.glob("checkpoint*.pt"))  # a finished job keeps no resume state
+    (train / "done.json").unlink()  # so this training runs again, and is killed once its last checkpoint is written
+    killed = _run(base, world, ("--experiment", str(world["exp"]), *RUN_ARGS), "train:before_done")
+    assert killed.returncode == -9, (killed.stdout + killed.stderr)[-3000:]
     ck = train / "checkpoint.pt"
     ck.write_bytes(ck.read_bytes()[:1000])
     proc = _run(base, world, ("--experiment", str(world["exp"]), *RUN_ARGS))

@@ -96,7 +96,11 @@ def _pool_worker(index: int, gpu: str | None, threads: int, runs_root: str, devi
 
 
 class PoolBackend:
-    """N spawned worker processes pulling job keys from one queue."""
+    """Up to N spawned worker processes pulling job keys from one queue.
+
+    A worker is started when a job is submitted and fewer than N are running, so a run with nothing
+    left to do (a finished reproduction re-checked) starts none: each start pays torch's import.
+    """
 
     def __init__(self, store: RunStore, workers: int, device: str = "auto", gpus: list[str] | None = None,
                  threads: int | None = None):
@@ -108,19 +112,25 @@ class PoolBackend:
             raise BenchError(f"--workers must be at least 1, got {workers}.", fix="For example: --workers 2.")
         self.capacity = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        ctx = mp.get_context("spawn")
-        self._tasks, self._results = ctx.Queue(), ctx.Queue()
+        self._ctx = mp.get_context("spawn")
+        self._tasks, self._results = self._ctx.Queue(), self._ctx.Queue()
         self._flying: set[str] = set()
-        self._procs = []
-        for i in range(workers):
-            gpu = gpus[i % len(gpus)] if gpus else None
-            p = ctx.Process(target=_pool_worker, name=f"bench-pool-{i}", daemon=True,
-                            args=(i, gpu, self.threads, str(store.root), device, self._tasks, self._results))
-            p.start()
-            self._procs.append(p)
+        self._procs: list[Any] = []
+        self._worker_args = (str(store.root), device)
+        self._gpus = gpus
+
+    def _start_worker(self) -> None:
+        i = len(self._procs)
+        gpu = self._gpus[i % len(self._gpus)] if self._gpus else None
+        p = self._ctx.Process(target=_pool_worker, name=f"bench-pool-{i}", daemon=True,
+                              args=(i, gpu, self.threads, *self._worker_args, self._tasks, self._results))
+        p.start()
+        self._procs.append(p)
 
     def submit(self, job: Job) -> None:
         self._flying.add(job.key)
+        if len(self._procs) < min(self.capacity, len(self._flying)):
+            self._start_worker()
         self._tasks.put(job.key)
 
     def poll(self, timeout: float) -> list[tuple[str, str]]:

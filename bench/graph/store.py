@@ -252,6 +252,17 @@ class RunStore:
         write_json(d / DONE, rec)
         return rec
 
+    def drop_resume_state(self, job: Job) -> int:
+        """Delete a finished job's resume checkpoints (``checkpoint*.pt``: model, optimiser and generators,
+        never outputs); they were two thirds of a smoke run's disk. Returns the bytes freed."""
+        freed = 0
+        for p in self.dir(job).glob("checkpoint*.pt"):
+            with contextlib.suppress(OSError):
+                size = p.stat().st_size
+                p.unlink()
+                freed += size
+        return freed
+
     def mark_failed(self, job: Job, exc: BaseException, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """``error.json``: what failed, where and when (``bench status`` shows its first line)."""
         rec = {

@@ -169,6 +169,8 @@ def run_job(key: str, runs_root: str | Path, device: str = "auto", *, log: Calla
                         raise BenchError(f"Job {job.describe()} lost its lease ({lease.lost}); its result is "
                                          "discarded.", fix="Check that no other worker runs it, then rerun.")
                     store.mark_done(job, result, time.perf_counter() - t0)
+                    if freed := store.drop_resume_state(job):
+                        jlog(f"[job] {job.describe()}: done; its resume checkpoints removed ({freed / 2**20:.0f} MiB)")
             except preempt.Preempted as e:
                 jlog(f"[job] {job.describe()}: {e.message} Run again to resume.")
                 return "preempted"
