@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.cli import call_main
 from support.tiny import write_user
-
-from bench import cli
 
 NOBODY = 65534
 
@@ -126,14 +125,8 @@ def _without_rights(enabled: bool) -> Iterator[None]:
 def _bench(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
            no_rights: bool = False) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["bench", *argv])
-    code = 0
     with _without_rights(no_rights):
-        try:
-            cli.main()
-        except SystemExit as e:
-            code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+        return call_main(capsys)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+from support.nets import Poison
 
 from bench import faults
 from bench.errors import DiskFull, TrainingDiverged
@@ -99,17 +99,6 @@ def test_a_full_disk_is_told_once_by_the_scheduler_for_a_pool_worker(tmp_path: P
         raise_for(report, RunStore(tmp_path))
 
 
-class _Overflow(nn.Module):
-    def __init__(self, bad_from: int) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(()))
-        self.calls, self.bad_from = 0, bad_from
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return x * self.w * (float("inf") if self.calls >= self.bad_from else 1.0)
-
-
 @pytest.mark.parametrize(("bad_from", "says"), [
     (2, "no checkpoint had been written yet (the first was due at step 3)"),
     (5, "the last good checkpoint (step 3) is kept at "),
@@ -124,7 +113,7 @@ def test_the_divergence_sentence_says_which_checkpoint_is_left(tmp_path: Path, b
     sampler = PatchSampler([c * 0.5 for c in clear], clear, patch=16, batch=2, seed=1)
     cfg = TrainConfig(steps=8, batch=2, patch=16, lr=1e-3, seed=1, ckpt_every=3, log_every=1)
     with pytest.raises(TrainingDiverged, match=rf"became inf at step {bad_from}; ") as info:
-        train(_Overflow(bad_from), build_loss({"l2": {}}), sampler, cfg, tmp_path / "out", log=lambda m: None)
+        train(Poison(bad_from), build_loss({"l2": {}}), sampler, cfg, tmp_path / "out", log=lambda m: None)
     assert says in info.value.message
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from support.nets import Poison
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -335,17 +336,6 @@ def test_finetune_resumes_mid_epoch_to_identical_weights(tmp_path: Path) -> None
 
 
 # --------------------------------------------------------------------------------------------- guard, faults
-
-
-class Poison(nn.Module):
-    def __init__(self, bad_from: int) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(()))
-        self.calls, self.bad_from = 0, bad_from
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return x * self.w * (float("inf") if self.calls >= self.bad_from else 1.0)
 
 
 def test_non_finite_loss_is_reported_at_its_step_and_no_checkpoint_follows_it(tmp_path: Path) -> None:

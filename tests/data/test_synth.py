@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import run_cli as support_run_cli
 
 from bench import cli
 from bench.data import synth
@@ -19,15 +20,7 @@ SETS = ("dense_haze", "rain13k", "rain100h", "lol", "cub")
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    monkeypatch.setenv("COLUMNS", "300")
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    return support_run_cli(args, capsys, monkeypatch, columns="300")
 
 
 @pytest.fixture(scope="module")
