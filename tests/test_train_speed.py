@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from bench import build_baseline
 from bench.data.patches import PatchSampler
 from bench.errors import BenchError
 from bench.losses.composite import build_loss
@@ -22,6 +23,7 @@ from bench.losses.diffloss import DiffLoss
 from bench.prior.adm import AttentionBlock, ResBlock, create_adm
 from bench.prior.load import freeze
 from bench.prior.smoke import smoke_prior_kwargs
+from bench.registry import BASELINES
 from bench.train.loop import TrainConfig, train
 from bench.train.speed import HASHED_OPTIONS, SpeedForward, SpeedOptions
 
@@ -90,6 +92,23 @@ def test_options_reach_the_network_and_the_prior() -> None:
     opts.apply(net, prior, device="cpu")  # the same options again: nothing changes
     with pytest.raises(BenchError, match="already configured"):
         SpeedOptions().apply(net, prior, device="cpu")
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES.names()))
+def test_channels_last_applies_to_every_published_network(name: str) -> None:
+    """The paper profile's default: every network takes it (RCDNet has a 5-D weight, which stays as it is),
+    and computes the same function to float32 rounding."""
+    torch.manual_seed(0)
+    net = build_baseline(name).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = net(x)
+        SpeedOptions(channels_last=True).apply(net, None, device="cpu", log=lambda m: None)
+        after = net(x)
+    four_d = [p for p in net.parameters() if p.dim() == 4]
+    assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d)
+    assert all(p.is_contiguous() for p in net.parameters() if p.dim() != 4)
+    assert _rel(after, before) < 1e-4, name
 
 
 def test_default_options_leave_the_modules_as_they_are() -> None:

@@ -168,7 +168,8 @@ class SpeedOptions:
             log(f"[speed] torch.compile of the network is off, running eagerly: {why}")
             compile_ = False
         if self.channels_last:
-            net.to(memory_format=torch.channels_last)
+            # only 4-D tensors: Module.to(memory_format=...) raises on a 5-D weight (RCDNet's rain-kernel bank)
+            net._apply(lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
             notes.append("network: 4-D weights and inputs channels_last")
         if self.autocast_dtype is not None:
             notes.append(f"network: forward under autocast({self.precision}), outputs cast to float32")
