@@ -39,7 +39,8 @@ def _fresh(smoke_all, tmp_path: Path) -> Path:
 
 
 def _iat_rows(md: str) -> list[str]:
-    return [ln for ln in md.splitlines() if ln.startswith("| IAT")]
+    """IAT's rows without bold: bold marks the best of the rows a table holds, and an IAT-only run holds fewer."""
+    return [ln.replace("**", "") for ln in md.splitlines() if ln.startswith("| IAT")]
 
 
 def _check_once_each(outputs: list[str], tmp_path: Path, smoke_base: Path) -> None:
