@@ -200,8 +200,7 @@ def test_table1_has_gdp_rows_and_the_cost_of_each_row(table1) -> None:
     assert sorted(gdp["task"]) == ["dehazing", "deraining", "lowlight"]
     assert (gdp["restorer_steps"] == 10).all() and (gdp["inference_s_median"] > 0).all()
     assert (trained["train_ms_per_step"] > 0).all() and (trained["train_peak_memory_bytes"] > 0).all()
-    assert (trained["inference_params"] == trained["baseline"].map(
-        {b: n for b, n in NETWORK_PARAMS.items()})).all()  # the official parameter counts
+    assert (trained["inference_params"] == trained["baseline"].map(NETWORK_PARAMS)).all()  # the official counts
     for task, row in gdp.set_index("task").iterrows():  # the very images the trained rows were scored on
         assert set(trained[trained["task"] == task]["dataset"]) == {row["dataset"]}
     conventions = {"dehazing": "rgb", "deraining": "y-matlab-double", "lowlight": "rgb-iat"}
