@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from bench.cli_graph_options import GraphChoice, graph_options
 from bench.errors import BenchError
 from bench.ui import console
 
@@ -34,6 +35,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+RunsDirOpt = Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")]
 
 
 def _did_you_mean(name: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -83,68 +85,18 @@ def _device(name: str) -> str:
     return name
 
 
-#: Options several commands share, declared once.
-TableOpt = Annotated[int | None, typer.Option("--table", "-t", help="Paper table (1-4).")]
-FigureOpt = Annotated[int | None, typer.Option("--figure", help="Paper figure (7).")]
-AllOpt = Annotated[bool, typer.Option("--all", help="Every table, then every figure (one process).")]
-ProfileOpt = Annotated[str, typer.Option(help="smoke | truncated | paper")]
-
-
-def _targets(table: int | None, figure: int | None, every: bool) -> list[tuple[int | None, int | None]]:
-    """(table, figure) pairs a command works on: one of them, or every table then every figure."""
-    from bench import pipeline
-
-    if every:
-        return [(t, None) for t in pipeline.TABLES] + [(None, f) for f in pipeline.FIGURES]
-    return [(table, figure)]
-
-
 @app.command()
+@graph_options
 def run(
-    table: TableOpt = None,
-    figure: FigureOpt = None,
-    every: AllOpt = False,
-    profile: ProfileOpt = "smoke",
-    seeds: Annotated[int | None, typer.Option(min=1, help="Train every row with this many seeds (default 1).")
-                     ] = None,
-    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Root of the real data sets (or BENCH_DATA).")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Pairs per data set (truncated profile).")] = None,
-    classes: Annotated[int | None, typer.Option(
-        min=2, help="CUB: only the first K classes (truncated profile; Table 2, Figure 7's Top-1 V).")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Override training iterations per run.")] = None,
-    prior: Annotated[str | None, typer.Option(
-        help="Diffusion prior file for any profile (or BENCH_PRIOR); 'smoke' for the smoke prior.")] = None,
+    graph: GraphChoice,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
-    runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
+    runs_dir: RunsDirOpt = None,
     tables_dir: Annotated[Path | None, typer.Option(help="Where tables are published (default tables/).")] = None,
     force: Annotated[bool, typer.Option(help="Rerun every job, done or not.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the job graph and the preflight, then exit.")
                        ] = False,
     check: Annotated[bool, typer.Option("--check", help="Run only the preflight (data, prior, weights, disk, GPU).")
                      ] = False,
-    experiment: Annotated[Path | None, typer.Option(
-        help="Your own experiment file (TOML: networks, data, loss sets); see README.")] = None,
-    rehearse: Annotated[int | None, typer.Option(
-        min=1, help="Paper profile only: the paper's shapes with every training cut to this many steps.")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="Override the training batch.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Override the training learning rate (a new job per value).")
-                  ] = None,
-    prior_steps: Annotated[int | None, typer.Option(
-        min=1, help="Iterations of the smoke prior (runs that train it; default: the profile's).")] = None,
-    zero_shot_steps: Annotated[int | None, typer.Option(
-        min=2, max=1000, help="Sampling steps of the zero-shot restorers (Table 1's GDP rows; 2 to 1000).")] = None,
-    precision: Annotated[str | None, typer.Option(help="fp32 | bf16 (autocast of the network and the prior).")
-                         ] = None,
-    channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
-                                                       help="Channels-last memory format.")] = None,
-    compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the prior and network.")
-                        ] = None,
-    prior_checkpointing: Annotated[bool | None, typer.Option(
-        "--prior-checkpointing/--no-prior-checkpointing", help="Activation checkpointing of DiffLoss's prior.")] = None,
-    tf32: Annotated[bool | None, typer.Option("--tf32/--no-tf32", help="CUDA: TF32 matrix products.")] = None,
-    cudnn_benchmark: Annotated[bool | None, typer.Option("--cudnn-benchmark/--no-cudnn-benchmark",
-                                                         help="CUDA: cuDNN autotuning.")] = None,
     executor: Annotated[str, typer.Option(help="local | pool | slurm")] = "local",
     workers: Annotated[int, typer.Option(min=1, help="pool: worker processes.")] = 1,
     gpus: Annotated[str | None, typer.Option(help="pool: GPU ids, worker i uses GPU i (e.g. 0,1,2,3).")] = None,
@@ -169,9 +121,7 @@ def run(
     """
     from bench import pipeline
 
-    if sum((table is not None, figure is not None, every, experiment is not None)) != 1:
-        raise BenchError("Give exactly one of --table N, --figure N, --all or --experiment FILE.",
-                         fix="For example: bench run --table 1.")
+    graph.check_one_target("bench run --table 1")
     if dry_run and check:
         raise BenchError("--dry-run already runs the preflight; give one of --dry-run and --check.",
                          fix="Drop --check.")
@@ -185,21 +135,11 @@ def run(
     _writable_folder(runs_dir or default_runs(), "--runs-dir")
     if not (dry_run or check):
         _writable_folder(tables_dir or default_tables(), "--tables-dir")
-    targets = _targets(table, figure, every)
-    root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
     store = pipeline.store(runs_dir)
     # a Slurm job resolves "auto" on its node (the submitting host may have no GPU)
     dev = device if executor == "slurm" and device == "auto" else _device(device)
     gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
-    speed = {k: v for k, v in {"precision": precision, "channels_last": channels_last, "compile": compile_,
-                               "prior_checkpointing": prior_checkpointing, "tf32": tf32,
-                               "cudnn_benchmark": cudnn_benchmark}.items() if v is not None}
-    seeds_given, seeds = seeds is not None, seeds or 1
-    for t, f in targets:
-        spec = pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds, baselines=baseline or None,
-                                data_root=root, limit=limit, classes=classes, steps=steps, prior=prior,
-                                experiment=experiment, seeds_given=seeds_given, rehearse=rehearse, batch=batch,
-                                speed=speed, lr=lr, prior_steps=prior_steps, zero_shot_steps=zero_shot_steps)
+    for spec in graph.specs():
         built = pipeline.build_plan(spec)
         if dry_run:
             _print_plan(pipeline.plan(built.graph, store))
@@ -267,42 +207,21 @@ def _print_plan(rows: list[tuple[str, str, str, str]]) -> None:
 
 
 @app.command()
+@graph_options
 def status(
-    table: TableOpt = None,
-    figure: FigureOpt = None,
-    every: AllOpt = False,
-    profile: ProfileOpt = "smoke",
-    seeds: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
-    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="As given to bench run.")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="As given to bench run (or BENCH_DATA).")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
-    classes: Annotated[int | None, typer.Option(min=2, help="As given to bench run.")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
-    prior: Annotated[str | None, typer.Option(help="As given to bench run.")] = None,
-    experiment: Annotated[Path | None, typer.Option(help="As given to bench run.")] = None,
-    rehearse: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
-    lr: Annotated[float | None, typer.Option(help="As given to bench run.")] = None,
-    prior_steps: Annotated[int | None, typer.Option(min=1, help="As given to bench run.")] = None,
-    zero_shot_steps: Annotated[int | None, typer.Option(min=2, max=1000, help="As given to bench run.")] = None,
-    runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
+    graph: GraphChoice,
+    runs_dir: RunsDirOpt = None,
 ) -> None:
-    """Every job of a run: done / running (host, pid or Slurm id, step, heartbeat) / pending / failed (why)."""
+    """Every job of a run: done / running (host, pid or Slurm id, step, heartbeat) / pending / failed (why).
+
+    The options are bench run's: give the ones the run was given, and the same graph is reported.
+    """
     from bench import pipeline
     from bench.graph.status import status_rows
 
-    if sum((table is not None, figure is not None, every, experiment is not None)) != 1:
-        raise BenchError("Give exactly one of --table N, --figure N, --all or --experiment FILE.",
-                         fix="For example: bench status -t 1.")
-    targets = _targets(table, figure, every)
-    root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
+    graph.check_one_target("bench status -t 1")
     store = pipeline.store(runs_dir)
-    roots = [pipeline.build(pipeline.RunSpec(table=t, figure=f, profile=profile, seeds=seeds or 1,
-                                             baselines=baseline or None, data_root=root, limit=limit,
-                                             classes=classes, steps=steps, prior=prior, experiment=experiment,
-                                             seeds_given=seeds is not None, rehearse=rehearse, batch=batch, lr=lr,
-                                             prior_steps=prior_steps, zero_shot_steps=zero_shot_steps))
-             for t, f in targets]
+    roots = [pipeline.build(spec) for spec in graph.specs()]
     rows = status_rows(roots, store)
     out = Table(title=f"jobs in {store.root}")
     for h in ("key", "kind", "job", "status", "detail"):
@@ -339,7 +258,10 @@ def ls(kind: Annotated[str, typer.Argument(help="What to list: " + ", ".join(k.v
 
         raise UnknownNameError(f"Nothing called '{kind}' can be listed.{_did_you_mean(kind, kinds)}",
                                fix=f"Choose one of {', '.join(kinds)}.")
-    title, headers, rows = listing.table(kind)
+    _print_table(*listing.table(kind))
+
+
+def _print_table(title: str, headers: list[str], rows: list[list[object]]) -> None:
     t = Table(title=title)
     for h in headers:
         t.add_column(h)
@@ -361,12 +283,7 @@ def check_baselines(names: Annotated[list[str] | None, typer.Argument(help="Only
     for n in names or []:
         BASELINES.get(n)  # "did you mean" on a typo
     title, headers, rows = listing.check_table(names or None)
-    t = Table(title=title)
-    for h in headers:
-        t.add_column(h)
-    for r in rows:
-        t.add_row(*[str(c) for c in r])
-    console.print(t)
+    _print_table(title, headers, rows)
     if any(str(r[-1]).startswith("FAILED") for r in rows):
         raise typer.Exit(1)
 
@@ -495,7 +412,7 @@ def restore(
     weights: Annotated[Path | None, typer.Option(help="A state_dict file (e.g. a train job's model.pt).")] = None,
     baseline: Annotated[str | None, typer.Option(help="With --weights: the network (name or package.module:Class).")
                         ] = None,
-    runs_dir: Annotated[Path | None, typer.Option(help="Job outputs (default runs/ or BENCH_RUNS).")] = None,
+    runs_dir: RunsDirOpt = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
 ) -> None:
     """Apply a trained network to a folder of images (the baseline's pad-and-crop for any size)."""

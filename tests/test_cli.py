@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,30 @@ def test_all_plans_every_table_then_figure_in_one_process(capsys, monkeypatch, t
     renders = [w for w in out.split() if w.startswith("render:")]
     assert renders == ["render:table1", "render:table2", "render:table3", "render:table4", "render:figure7"]
     assert out.count("job graph") == 5
+
+
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_both_commands_need_exactly_one_target(command: str, capsys, monkeypatch) -> None:
+    code, out = run_cli([command, "--table", "4", "--figure", "7"], capsys, monkeypatch)
+    assert code == 2 and "Give exactly one of --table N, --figure N, --all or --experiment FILE." in out
+
+
+def _keys(out: str) -> list[str]:
+    return re.findall(r"^\W*([0-9a-f]{16}) ", out, re.M)
+
+
+def test_status_reports_the_graph_run_built_speed_options_included(capsys, monkeypatch, tmp_path: Path) -> None:
+    """bench status takes bench run's graph options (declared once), so a bf16 run's jobs are the ones it shows."""
+    runs = ["--runs-dir", str(tmp_path)]
+    code, planned = run_cli(["run", "-t", "4", "--precision", "bf16", "--dry-run", *runs], capsys, monkeypatch)
+    assert code == 0
+    code, shown = run_cli(["status", "-t", "4", "--precision", "bf16", *runs], capsys, monkeypatch)
+    assert code == 0
+    code, fp32 = run_cli(["status", "-t", "4", *runs], capsys, monkeypatch)
+    assert code == 0
+    assert len(_keys(planned)) == 9 and _keys(shown) == _keys(planned)
+    # precision changes numbers, so the trainings, evaluations and render are other jobs (data and prior are not)
+    assert _keys(fp32)[:2] == _keys(planned)[:2] and not set(_keys(fp32)[2:]) & set(_keys(planned)[2:])
 
 
 def test_unknown_profile_suggests(capsys, monkeypatch) -> None:

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("jobs", ("bench.jobs",)),
     ("experiment", ("bench.experiment",)),
     ("paper", ("bench.paper",)),
-    ("commands", ("bench.pipeline", "bench.preflight", "bench.listing", "bench.cli")),
+    ("commands", ("bench.pipeline", "bench.preflight", "bench.listing", "bench.cli", "bench.cli_graph_options")),
 ]
 
 

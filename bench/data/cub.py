@@ -18,9 +18,9 @@ from bench.data.verify import (
     VerifyReport,
     check_file,
     child_dir,
+    existing_root,
     find_synthetic,
     mark_synthetic,
-    missing_root,
     no_layout,
     register_verifier,
     resolve_root,
@@ -160,9 +160,7 @@ class CubTables:
 
 def read_tables(root: Path) -> CubTables:
     """Find and parse the text files; every image id must appear in all three image files, with known classes."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise missing_root("CUB-200-2011", root, LAYOUT)
+    root = existing_root("CUB-200-2011", root, LAYOUT)
     folder = resolve_root(root, _looks_right, ALIASES)
     if folder is None:
         raise no_layout("CUB-200-2011", root, LAYOUT)

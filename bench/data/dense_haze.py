@@ -54,9 +54,7 @@ def listing(root: Path, split: str, ranges: dict[str, tuple[int, int]] | None = 
         raise DataError(f"Dense-Haze has no split '{split}'; it has {', '.join(sorted(spans))}.",
                         fix="Pick one of those, or pass ranges={'name': (first, last)}.", doc="Data")
     lo, hi = spans[split]
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise dv.missing_root("Dense-Haze", root, LAYOUT)
+    root = dv.existing_root("Dense-Haze", root, LAYOUT)
     folder = dv.resolve_root(root, lambda f: find_layout(f) is not None, ALIASES)
     if folder is None:
         raise dv.no_layout("Dense-Haze", root, LAYOUT)

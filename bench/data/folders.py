@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.data.base import Pair, PairedSet
-from bench.data.verify import Listing, check_listing, child_dir, image_files, index_by, missing_root
+from bench.data.verify import Listing, check_listing, child_dir, existing_root, image_files, index_by
 from bench.registry import DATASETS
 
 LAYOUTS = (("degraded", "clear"), ("input", "target"), ("low", "high"))
@@ -17,9 +17,7 @@ LAYOUT = "degraded/ + clear/ (or input/ + target/, or low/ + high/) with equal f
 
 
 def listing(root: Path, split: str) -> Listing:
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise missing_root("paired-folders", root, LAYOUT)
+    root = existing_root("paired-folders", root, LAYOUT)
     for deg_name, clr_name in LAYOUTS:
         d = child_dir(root, deg_name)
         if d is not None and image_files(d):

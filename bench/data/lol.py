@@ -29,9 +29,7 @@ def listing(root: Path, split: str) -> dv.Listing:
         raise DataError(f"LOL has no split '{split}'; it has train (our485) and test (eval15).",
                         fix="Use split='train' or split='test'.", doc="Data")
     sub, expected = SPLITS[split]
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise dv.missing_root("LOL", root, LAYOUT)
+    root = dv.existing_root("LOL", root, LAYOUT)
     folder = dv.resolve_root(root, _has_low, (sub, *(f"{a}/{sub}" for a in ALIASES)))
     if folder is None:
         raise dv.no_layout("LOL", root, LAYOUT)

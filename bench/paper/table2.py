@@ -182,12 +182,6 @@ def claims(results: pd.DataFrame, per_image: pd.DataFrame | None, profile: str, 
 
 @LAYOUTS.register("table2")
 def render(results: pd.DataFrame, ctx: Any, per_image: pd.DataFrame | None = None) -> list[str]:
-    from bench.report.claims import write_claims
-    from bench.report.tables import table_files
+    from bench.report.tables import render_table
 
-    cfg = ctx.job.config
-    profile, reproduction = cfg["profile"], cfg["is_reproduction"]
-    files = table_files(layout(results, profile, reproduction, per_image), results, ctx, "table2", grids=False)
-    return [*files, write_claims(ctx.out_dir, "table2", f"Table 2: {EXPERIMENT.title}",
-                                 claims(results, per_image, profile, reproduction), profile,
-                                 comparable(profile, reproduction, subsets_of(results)))]
+    return render_table("table2", f"Table 2: {EXPERIMENT.title}", layout, claims, results, ctx, per_image, grids=False)

@@ -92,12 +92,6 @@ def claims(results: pd.DataFrame, per_image: pd.DataFrame | None, profile: str, 
 
 @LAYOUTS.register("table4")
 def render(results: pd.DataFrame, ctx: Any, per_image: pd.DataFrame | None = None) -> list[str]:
-    from bench.report.claims import write_claims
-    from bench.report.tables import table_files
+    from bench.report.tables import render_table
 
-    cfg = ctx.job.config
-    profile, reproduction = cfg["profile"], cfg["is_reproduction"]
-    files = table_files(layout(results, profile, reproduction, per_image), results, ctx, "table4")
-    return [*files, write_claims(ctx.out_dir, "table4", f"Table 4: {EXPERIMENT.title}",
-                                 claims(results, per_image, profile, reproduction), profile,
-                                 comparable(profile, reproduction, subsets_of(results)))]
+    return render_table("table4", f"Table 4: {EXPERIMENT.title}", layout, claims, results, ctx, per_image)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -9,6 +10,23 @@ import pandas as pd
 from bench.io import write_csv
 from bench.report.common import write_outputs
 from bench.report.layout import Layout
+
+
+def render_table(stem: str, title: str, layout_of: Callable[..., Layout], claims_of: Callable[..., list[Any]],
+                 results: pd.DataFrame, ctx: Any, per_image: pd.DataFrame | None, grids: bool = True) -> list[str]:
+    """A paper table's files: ``table_files`` of its layout, then its claims checked against the paper.
+
+    ``layout_of`` and ``claims_of`` take ``(results, profile, is_reproduction, per_image)`` and
+    ``(results, per_image, profile, is_reproduction)``, as each table module defines them.
+    """
+    from bench.report.claims import write_claims
+    from bench.report.common import comparable, subsets_of
+
+    cfg = ctx.job.config
+    profile, reproduction = cfg["profile"], cfg["is_reproduction"]
+    files = table_files(layout_of(results, profile, reproduction, per_image), results, ctx, stem, grids=grids)
+    return [*files, write_claims(ctx.out_dir, stem, title, claims_of(results, per_image, profile, reproduction),
+                                 profile, comparable(profile, reproduction, subsets_of(results)))]
 
 
 def table_files(layout: Layout, results: pd.DataFrame, ctx: Any, stem: str, grids: bool = True) -> list[str]:
