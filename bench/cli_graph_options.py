@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
@@ -23,77 +23,52 @@ if TYPE_CHECKING:
     from bench.pipeline import RunSpec
 
 
-def _opt(kind: Any, *names: str, **kw: Any) -> Any:
-    return Annotated[kind, typer.Option(*names, **kw)]
-
-
-#: name -> (annotation typer reads, default), in the order ``--help`` lists them.
-OPTIONS: dict[str, tuple[Any, Any]] = {
-    "table": (_opt(int | None, "--table", "-t", help="Paper table (1-4)."), None),
-    "figure": (_opt(int | None, "--figure", help="Paper figure (7)."), None),
-    "every": (_opt(bool, "--all", help="Every table, then every figure (one process)."), False),
-    "experiment": (_opt(Path | None, help="Your own experiment file (TOML: networks, data, loss sets); see README."),
-                   None),
-    "profile": (_opt(str, help="smoke | truncated | paper"), "smoke"),
-    "seeds": (_opt(int | None, min=1, help="Train every row with this many seeds (default 1)."), None),
-    "baseline": (_opt(list[str] | None, "--baseline", help="Only rows of these baselines."), None),
-    "data_root": (_opt(Path | None, help="Root of the real data sets (or BENCH_DATA)."), None),
-    "limit": (_opt(int | None, min=1, help="Pairs per data set (truncated profile)."), None),
-    "classes": (_opt(int | None, min=2, help="CUB: only the first K classes (truncated profile; Table 2, "
-                     "Figure 7's Top-1 V)."), None),
-    "steps": (_opt(int | None, min=1, help="Override training iterations per run."), None),
-    "prior": (_opt(str | None, help="Diffusion prior file for any profile (or BENCH_PRIOR); 'smoke' for the smoke "
-                   "prior."), None),
-    "rehearse": (_opt(int | None, min=1, help="Paper profile only: the paper's shapes with every training cut to "
-                      "this many steps."), None),
-    "batch": (_opt(int | None, min=1, help="Override the training batch."), None),
-    "lr": (_opt(float | None, help="Override the training learning rate (a new job per value)."), None),
-    "prior_steps": (_opt(int | None, min=1, help="Iterations of the smoke prior (runs that train it; default: the "
-                         "profile's)."), None),
-    "zero_shot_steps": (_opt(int | None, min=2, max=1000, help="Sampling steps of the zero-shot restorers "
-                             "(Table 1's GDP rows; 2 to 1000)."), None),
-    "precision": (_opt(str | None, help="fp32 | bf16 (autocast of the network and the prior)."), None),
-    "channels_last": (_opt(bool | None, "--channels-last/--no-channels-last", help="Channels-last memory format."),
-                      None),
-    "compile_": (_opt(bool | None, "--compile/--no-compile", help="torch.compile the prior and network."), None),
-    "prior_checkpointing": (_opt(bool | None, "--prior-checkpointing/--no-prior-checkpointing",
-                                 help="Activation checkpointing of DiffLoss's prior."), None),
-    "tf32": (_opt(bool | None, "--tf32/--no-tf32", help="CUDA: TF32 matrix products."), None),
-    "cudnn_benchmark": (_opt(bool | None, "--cudnn-benchmark/--no-cudnn-benchmark", help="CUDA: cuDNN autotuning."),
-                        None),
-}
-
-#: The options of ``OPTIONS`` that are speed settings (``RunSpec.speed``; those that change numbers enter job keys).
+#: The speed settings among the options (``RunSpec.speed``; those that change numbers enter job keys).
 SPEED = ("precision", "channels_last", "compile_", "prior_checkpointing", "tf32", "cudnn_benchmark")
 
 
 @dataclass(frozen=True)
 class GraphChoice:
-    """What the user chose on the command line; :meth:`specs` turns it into one run spec per target."""
+    """What the user chose on the command line; :meth:`specs` turns it into one run spec per target.
 
-    table: int | None
-    figure: int | None
-    every: bool
-    experiment: Path | None
-    profile: str
-    seeds: int | None
-    baseline: list[str] | None
-    data_root: Path | None
-    limit: int | None
-    classes: int | None
-    steps: int | None
-    prior: str | None
-    rehearse: int | None
-    batch: int | None
-    lr: float | None
-    prior_steps: int | None
-    zero_shot_steps: int | None
-    precision: str | None
-    channels_last: bool | None
-    compile_: bool | None
-    prior_checkpointing: bool | None
-    tf32: bool | None
-    cudnn_benchmark: bool | None
+    Each field is one command-line option: its annotation is what typer reads, in the order ``--help`` lists them.
+    """
+
+    table: Annotated[int | None, typer.Option("--table", "-t", help="Paper table (1-4).")] = None
+    figure: Annotated[int | None, typer.Option("--figure", help="Paper figure (7).")] = None
+    every: Annotated[bool, typer.Option("--all", help="Every table, then every figure (one process).")] = False
+    experiment: Annotated[Path | None, typer.Option(
+        help="Your own experiment file (TOML: networks, data, loss sets); see README.")] = None
+    profile: Annotated[str, typer.Option(help="smoke | truncated | paper")] = "smoke"
+    seeds: Annotated[int | None, typer.Option(min=1, help="Train every row with this many seeds (default 1).")] = None
+    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Only rows of these baselines.")] = None
+    data_root: Annotated[Path | None, typer.Option(help="Root of the real data sets (or BENCH_DATA).")] = None
+    limit: Annotated[int | None, typer.Option(min=1, help="Pairs per data set (truncated profile).")] = None
+    classes: Annotated[int | None, typer.Option(
+        min=2, help="CUB: only the first K classes (truncated profile; Table 2, Figure 7's Top-1 V).")] = None
+    steps: Annotated[int | None, typer.Option(min=1, help="Override training iterations per run.")] = None
+    prior: Annotated[str | None, typer.Option(
+        help="Diffusion prior file for any profile (or BENCH_PRIOR); 'smoke' for the smoke prior.")] = None
+    rehearse: Annotated[int | None, typer.Option(
+        min=1, help="Paper profile only: the paper's shapes with every training cut to this many steps.")] = None
+    batch: Annotated[int | None, typer.Option(min=1, help="Override the training batch.")] = None
+    lr: Annotated[float | None, typer.Option(
+        help="Override the training learning rate (a new job per value).")] = None
+    prior_steps: Annotated[int | None, typer.Option(
+        min=1, help="Iterations of the smoke prior (runs that train it; default: the profile's).")] = None
+    zero_shot_steps: Annotated[int | None, typer.Option(
+        min=2, max=1000, help="Sampling steps of the zero-shot restorers (Table 1's GDP rows; 2 to 1000).")] = None
+    precision: Annotated[str | None, typer.Option(
+        help="fp32 | bf16 (autocast of the network and the prior).")] = None
+    channels_last: Annotated[bool | None, typer.Option(
+        "--channels-last/--no-channels-last", help="Channels-last memory format.")] = None
+    compile_: Annotated[bool | None, typer.Option(
+        "--compile/--no-compile", help="torch.compile the prior and network.")] = None
+    prior_checkpointing: Annotated[bool | None, typer.Option(
+        "--prior-checkpointing/--no-prior-checkpointing", help="Activation checkpointing of DiffLoss's prior.")] = None
+    tf32: Annotated[bool | None, typer.Option("--tf32/--no-tf32", help="CUDA: TF32 matrix products.")] = None
+    cudnn_benchmark: Annotated[bool | None, typer.Option(
+        "--cudnn-benchmark/--no-cudnn-benchmark", help="CUDA: cuDNN autotuning.")] = None
 
     def check_one_target(self, example: str) -> None:
         if sum((self.table is not None, self.figure is not None, self.every, self.experiment is not None)) != 1:
@@ -123,16 +98,17 @@ class GraphChoice:
 
 
 def graph_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give ``command`` every option of ``OPTIONS`` (first in its ``--help``) as one ``graph`` argument."""
-    assert [f.name for f in fields(GraphChoice)] == list(OPTIONS), "GraphChoice and OPTIONS must list the same names"
+    """Give ``command`` every field of ``GraphChoice`` as an option (first in its ``--help``), as one ``graph``."""
+    hints = get_type_hints(GraphChoice, include_extras=True)
+    names = [f.name for f in fields(GraphChoice)]
+    added = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+             for f in fields(GraphChoice)]
     own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
            for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "graph"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-             for name, (annotation, default) in OPTIONS.items()]
 
     @functools.wraps(command)
     def with_graph(**kwargs: Any) -> None:
-        choice = GraphChoice(**{name: kwargs.pop(name) for name in OPTIONS})
+        choice = GraphChoice(**{name: kwargs.pop(name) for name in names})
         command(graph=choice, **kwargs)
 
     with_graph.__signature__ = inspect.Signature(added + own)  # type: ignore[attr-defined]
