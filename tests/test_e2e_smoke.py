@@ -136,8 +136,14 @@ def test_table2_smoke_end_to_end(smoke_all) -> None:
         assert not missing, f"{d}: {missing}"
         assert frame["profile"].eq("smoke").all() and len(frame) == 18  # 6 classes x 3 test images
     seconds = sum(d["wall_time_s"] for d in done if d["kind"] in TABLE2_KINDS)
-    print(f"Table 2 and Figure 7 classification jobs: {seconds:.1f}s")
-    assert seconds < 180  # the classification jobs on top of Table 1's and Figure 7's training
+    print(f"Table 2 and Figure 7 classification jobs: {seconds:.1f}s")  # a figure for the log, not a bound
+    # Table 2 trains no restorer of its own: every network restoring CUB is one Table 1 or Figure 7 evaluated
+    specs = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/job.json")]
+    specs = [s for s in specs if s["config"].get("profile") == "smoke"]
+    evaluated = {s["inputs"]["model"] for s in specs if s["kind"] == "evaluate"}
+    restoring = {s["inputs"]["model"] for s in specs if s["kind"] == "restore_cub"}
+    # three tasks x (w/o, w/ DiffLoss), and Figure 7's five gammas (their best and last snapshots: one training)
+    assert len(restoring) == 3 * 2 + 5 and restoring <= evaluated, restoring - evaluated
 
 
 
@@ -245,12 +251,13 @@ def test_second_run_does_no_work(smoke_all) -> None:
     base, proc, _ = smoke_all
     assert proc.returncode == 0
     before = {p.name: p.read_bytes() for p in (base / "tables").glob("table*.md")}
+    finished = {p: p.stat().st_mtime_ns for p in (base / "runs").glob("*/done.json")}
     t0 = time.perf_counter()
     again = _run_all(base)
-    seconds = time.perf_counter() - t0
+    print(f"run_all.sh smoke on a finished runs folder: {time.perf_counter() - t0:.1f}s")  # not a bound
     assert again.returncode == 0, again.stderr
     assert "[job]" not in again.stdout + again.stderr
-    assert seconds < 30
+    assert {p: p.stat().st_mtime_ns for p in (base / "runs").glob("*/done.json")} == finished  # no job re-ran
     assert {p.name: p.read_bytes() for p in (base / "tables").glob("table*.md")} == before
 
 

@@ -143,12 +143,14 @@ def test_status_shows_a_running_jobs_host_and_step(smoke_all, tmp_path: Path) ->
     import socket
 
     _fresh(smoke_all, tmp_path)
-    run = bench_popen(tmp_path, *IAT_TABLE1, BENCH_HEARTBEAT_S="0.3")
+    # 40 steps, not the smoke profile's 20: IAT's trainings must outlast a few `bench status` polls
+    longer = ("--steps", "40")
+    run = bench_popen(tmp_path, *IAT_TABLE1, *longer, BENCH_HEARTBEAT_S="0.3")
     try:
         seen = ""
         deadline = time.time() + 600
         while time.time() < deadline and run.poll() is None:
-            out = bench(tmp_path, "status", "--table", "1", "--profile", "smoke", "--baseline", "iat")
+            out = bench(tmp_path, "status", "--table", "1", "--profile", "smoke", "--baseline", "iat", *longer)
             assert out.returncode == 0, out.stderr
             line = next((ln for ln in out.stdout.splitlines() if "train:iat" in ln and "running" in ln), "")
             if " step " in line:
@@ -160,5 +162,5 @@ def test_status_shows_a_running_jobs_host_and_step(smoke_all, tmp_path: Path) ->
     finally:
         run.kill()
         run.wait()
-    after = bench(tmp_path, "status", "--table", "1", "--profile", "smoke", "--baseline", "iat")
+    after = bench(tmp_path, "status", "--table", "1", "--profile", "smoke", "--baseline", "iat", *longer)
     assert "done" in after.stdout and "pending" in after.stdout  # the killed job is pending again (its lease is dead)
