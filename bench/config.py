@@ -49,11 +49,11 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", embedded_data=True, prior="smoke", steps=20, batch=2, patch=48, lr=5e-4,
-        ckpt_every=5, log_every=5, limit=None, prior_steps=400, zero_shot_steps=10,
+        ckpt_every=10, log_every=5, limit=None, prior_steps=400, zero_shot_steps=10,
     ),
     "truncated": Profile(
         name="truncated", embedded_data=False, prior="smoke", steps=20, batch=2, patch=48, lr=5e-4,
-        ckpt_every=5, log_every=5, limit=8, prior_steps=400, zero_shot_steps=10,
+        ckpt_every=10, log_every=5, limit=8, prior_steps=400, zero_shot_steps=10,
     ),
     "paper": Profile(
         name="paper", embedded_data=False, prior="adm256_uncond", steps=40_000, batch=4, patch=256, lr=1e-4,
