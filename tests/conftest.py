@@ -12,47 +12,22 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import slurm_cluster as sc
-from support.e2e import BackgroundRunAll
-
-SMOKE_FIXTURE = "smoke_all"
-_BACKGROUND: list[BackgroundRunAll] = []
-
-
-@pytest.hookimpl(trylast=True)  # after -k / -m deselection: start it only for the tests that will run
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules that read the session's smoke run go last, and the run starts now, in the background.
-
-    Everything before them runs beside it (their bench processes are single-threaded; the pool's two
-    workers take what is left), so the CI pays for the smoke run once instead of waiting for it.
-    """
-    modules = {item.module.__name__ for item in items if SMOKE_FIXTURE in item.fixturenames}  # type: ignore[attr-defined]
-    if not modules:
-        return
-    items.sort(key=lambda item: item.module.__name__ in modules)  # type: ignore[attr-defined]  # stable: order kept
-    if not config.option.collectonly:
-        _BACKGROUND.append(BackgroundRunAll(config._tmp_path_factory.mktemp("smoke")))  # type: ignore[attr-defined]
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    for run in _BACKGROUND:
-        run.stop()
+from support.e2e import run_all
 
 
 @pytest.fixture(scope="session")
 def smoke_all(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], float]:
-    """``run_all.sh smoke``: every table and Figure 7, once per test session, shared by every module that needs it
-    (started at collection; see ``pytest_collection_modifyitems``). The seconds are the run's own wall time."""
-    if not _BACKGROUND:  # e.g. a test selected by -k after collection: start it here
-        _BACKGROUND.append(BackgroundRunAll(tmp_path_factory.mktemp("smoke")))
-    run = _BACKGROUND[0]
-    proc, seconds = run.result(timeout=3600)
-    (run.base / "run_all.log").write_text(proc.stdout + proc.stderr)
-    _SUMMARY.append(f"[smoke run] run_all.sh smoke: {seconds:.0f} s wall, started at collection (beside other tests)")
-    return run.base, proc, seconds
+    """``run_all.sh smoke``: every table and Figure 7, once per test session, shared by every module that needs it."""
+    base = tmp_path_factory.mktemp("smoke")
+    t0 = time.perf_counter()
+    proc = run_all(base)
+    (base / "run_all.log").write_text(proc.stdout + proc.stderr)
+    return base, proc, time.perf_counter() - t0
 
 
 def _missing(reason: str) -> None:

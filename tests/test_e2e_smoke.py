@@ -52,9 +52,7 @@ def table1(smoke_all):
 def test_table1_smoke_writes_labelled_tables(table1) -> None:
     base, proc, seconds = table1
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # issue 6's "under 30 minutes on 2 cores" is measured on a quiet machine (REPRODUCE.md), not here: this run
-    # shares the CPU with the tests collected before the smoke modules
-    print(f"run_all.sh smoke beside other tests: {seconds:.0f} s")
+    assert seconds < 30 * 60  # issue 6: run_all.sh smoke in under 30 minutes on 2 CPU cores
     md = (base / "tables" / "table1.md").read_text()
     tex = (base / "tables" / "table1.tex").read_text()
     assert "SMOKE RUN" in md and "NOT a reproduction" in md

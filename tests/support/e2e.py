@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,45 +41,6 @@ def bench_popen(base: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
 def run_all(base: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "run_all.sh", "smoke", *RUN_ALL_ARGS, *args], cwd=REPO, env=bench_env(base),
                           capture_output=True, text=True, timeout=1800)
-
-
-class BackgroundRunAll:
-    """``run_all.sh smoke`` started now in its own process group, its output in files, collected later.
-
-    Why: the session's smoke run is the CI's longest step, and most other end-to-end tests run one
-    single-threaded ``bench`` process at a time; started at collection, the run uses the core they leave idle.
-    """
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        base.mkdir(parents=True, exist_ok=True)
-        self.started = time.perf_counter()
-        with open(base / "run_all.stdout", "w") as out, open(base / "run_all.stderr", "w") as err:  # the child's copies
-            self.proc = subprocess.Popen(["bash", "run_all.sh", "smoke", *RUN_ALL_ARGS], cwd=REPO,
-                                         env=bench_env(base), stdout=out, stderr=err, text=True, start_new_session=True)
-        self.seconds = float("nan")
-        self._watcher = threading.Thread(target=self._watch, daemon=True)  # notes when it ended, not when asked
-        self._watcher.start()
-
-    def _watch(self) -> None:
-        self.proc.wait()
-        self.seconds = time.perf_counter() - self.started
-
-    def result(self, timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
-        """Wait for the run (killing it after ``timeout`` seconds): its CompletedProcess and its wall seconds."""
-        self._watcher.join(timeout)
-        if self._watcher.is_alive():
-            self.stop()
-            raise TimeoutError(f"run_all.sh smoke did not finish in {timeout:.0f} s (killed); see {self.base}")
-        out, err = ((self.base / f"run_all.{n}").read_text() for n in ("stdout", "stderr"))
-        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err), self.seconds
-
-    def stop(self) -> None:
-        """Kill the run and every process it started (the session ended without collecting it)."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
 
 def evaluate_summaries(runs: Path) -> Any:
